@@ -1,0 +1,24 @@
+"""asr: a small, fast, streaming GRU-CTC speech recogniser.
+
+    import asr
+    model = asr.load_model()                      # the bundled default model
+    print(asr.transcribe(model, "clip.flac").text)
+
+    rec = asr.Recognizer(model)                    # one model, many streams
+    stream = rec.stream()
+    for chunk in chunks:                           # 16 kHz mono float32
+        partial = stream.accept(chunk)
+    result = stream.finalize()
+"""
+__version__ = "0.1.0"
+
+from .audio import SAMPLE_RATE, AudioError, load_audio  # noqa: E402
+from .checkpoint import ModelError, load_model, save_model  # noqa: E402
+from .decoding import GreedyDecoder, Result, Segment, Word  # noqa: E402
+from .model import AcousticModel, ModelConfig  # noqa: E402
+from .streaming import Recognizer, Stream  # noqa: E402
+from .transcribe import transcribe, transcribe_array  # noqa: E402
+
+__all__ = ["SAMPLE_RATE", "AudioError", "load_audio", "ModelError", "load_model", "save_model", "GreedyDecoder",
+           "Result", "Segment", "Word", "AcousticModel", "ModelConfig", "Recognizer", "Stream", "transcribe",
+           "transcribe_array", "__version__"]

@@ -1,0 +1,172 @@
+"""The `asr` command: thin argparse subcommands over the library."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from . import __version__
+
+EXIT_FAILED_INPUT = 1  # some input could not be processed (the others were)
+EXIT_USAGE = 2
+
+
+def error(message: str) -> None:
+    """One line on stderr, prefixed like argparse's own errors."""
+    print(f"asr: error: {message}", file=sys.stderr, flush=True)
+
+
+def add_model_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", metavar="PATH", help="model file (default: the bundled default model)")
+    p.add_argument("--threads", type=int, default=None, metavar="N", help="CPU threads for the model (default: torch's)")
+
+
+def load_model_or_exit(args):
+    """The model named by --model (or the default); a clear error and exit 2 if unusable."""
+    import torch
+
+    from .checkpoint import ModelError, load_model
+    if getattr(args, "threads", None):
+        torch.set_num_threads(args.threads)
+    try:
+        return load_model(args.model)
+    except ModelError as err:
+        error(str(err))
+        sys.exit(EXIT_USAGE)
+
+
+def make_decoder(args, model):
+    """A decoder factory from the decoding options (greedy unless asked otherwise)."""
+    return None
+
+
+# --------------------------------------------------------------------------- transcribe
+def add_transcribe(sub) -> None:
+    from .writers import FORMATS
+    p = sub.add_parser("transcribe", help="transcribe audio files",
+                       description="Transcribe WAV/FLAC/OGG/MP3 files (any rate, any channels). Without "
+                                   "--output-dir the transcripts go to stdout; with it, one file per format "
+                                   "is written per input, named as whisper does (clip.flac -> DIR/clip.json).")
+    p.add_argument("files", nargs="+", metavar="FILE", help="audio files")
+    add_model_option(p)
+    p.add_argument("--format", "-f", default="txt", choices=FORMATS + ("all",), help="output format (default: txt)")
+    p.add_argument("--output-dir", "-o", metavar="DIR", help="write output files here instead of stdout")
+    p.add_argument("--word-level", action="store_true", help="one subtitle cue per word (srt, vtt, tsv)")
+    p.add_argument("--stream", action="store_true",
+                   help="feed each file through the streaming recogniser in chunks, as a microphone would")
+    p.add_argument("--chunk-ms", type=float, default=100.0, metavar="N", help="chunk size with --stream (default: 100)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.set_defaults(func=cmd_transcribe)
+
+
+def cmd_transcribe(args) -> int:
+    from tqdm import tqdm
+
+    from .audio import AudioError, duration
+    from .transcribe import transcribe
+    from .writers import FORMATS, WRITERS, write_result
+
+    if args.format == "all" and not args.output_dir:
+        error("--format all writes several files: give --output-dir DIR")
+        return EXIT_USAGE
+    if args.stream and args.chunk_ms <= 0:
+        error("--chunk-ms must be positive")
+        return EXIT_USAGE
+    model = load_model_or_exit(args)
+    if args.stream and not model.cfg.streaming:
+        error(f"{model.source}: a bidirectional model cannot stream; drop --stream or use a unidirectional model")
+        return EXIT_USAGE
+    decoder = make_decoder(args, model)
+    formats = list(FORMATS) if args.format == "all" else [args.format]
+    total = 0.0
+    for path in args.files:
+        try:
+            total += duration(path)
+        except AudioError:
+            pass  # reported when its turn comes
+    failed = 0
+    bar = tqdm(total=round(total, 1), unit="s", desc="transcribing", file=sys.stderr, leave=False,
+               disable=True if args.no_progress else None, bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s audio [{elapsed}<{remaining}]")
+    for path in args.files:
+        try:
+            result = transcribe(model, path, decoder, chunk_ms=args.chunk_ms if args.stream else None,
+                                on_progress=lambda s: bar.update(round(s, 1)))
+        except AudioError as err:
+            bar.clear()
+            error(str(err))
+            failed += 1
+            continue
+        if args.output_dir:
+            write_result(result, path, args.output_dir, formats, args.word_level)
+        else:
+            text = WRITERS[args.format](result, word_level=args.word_level)
+            if args.format == "json" and len(args.files) > 1:
+                text = json.dumps({"file": path, **result.to_dict()}, ensure_ascii=False) + "\n"
+            elif len(args.files) > 1:
+                text = f"==> {path} <==\n{text}"
+            bar.clear()
+            sys.stdout.write(text)
+            sys.stdout.flush()
+    bar.close()
+    return EXIT_FAILED_INPUT if failed else 0
+
+
+# --------------------------------------------------------------------------- models
+def add_models(sub) -> None:
+    p = sub.add_parser("models", help="show the bundled default model's card (or a model file's)")
+    p.add_argument("--model", metavar="PATH", help="a model file (default: the bundled default)")
+    p.set_defaults(func=cmd_models)
+
+
+def cmd_models(args) -> int:
+    from .checkpoint import ModelError, default_model_path, read_payload
+    path = args.model or default_model_path()
+    if path is None:
+        print("No default model is bundled with this installation. Train one with `asr train` (see recipes/) "
+              "and pass it with --model.")
+        return 0
+    try:
+        payload = read_payload(path)
+    except ModelError as err:
+        error(str(err))
+        return EXIT_USAGE
+    cfg = payload["config"]
+    n_params = sum(v.numel() for k, v in payload["state_dict"].items() if not k.startswith("feat_"))
+    kind = "bidirectional (offline only)" if cfg["bidirectional"] else f"unidirectional, streaming, lookahead {cfg['lookahead']} frames"
+    print(f"model: {path} ({os.path.getsize(path) / 1e6:.1f} MB, {n_params / 1e6:.2f} M parameters)")
+    print(f"architecture: {len(cfg['conv_strides'])} conv (x{__import__('math').prod(cfg['conv_strides'])} subsampling), "
+          f"{cfg['num_layers']} x GRU {cfg['hidden_size']}, {kind}")
+    card = payload.get("card") or {}
+    for key, value in card.items():
+        if isinstance(value, (dict, list)):
+            value = json.dumps(value, ensure_ascii=False)
+        print(f"{key}: {value}")
+    return 0
+
+
+COMMANDS = [add_transcribe, add_models]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="asr", description="Streaming GRU-CTC speech recognition.")
+    parser.add_argument("--version", action="version", version=f"asr {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for add in COMMANDS:
+        add(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

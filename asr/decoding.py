@@ -1,0 +1,154 @@
+"""CTC decoders behind one small interface, and the result types they produce.
+
+A decoder is fed log-probs chunk by chunk (`update`), can say its current best text at any
+time (`partial`), and gives words with times when the segment ends (`finalize`). Greedy and
+beam/LM decoders are interchangeable offline and streaming.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Protocol
+
+import torch
+from torch import Tensor
+
+from .text import BLANK_ID, SPACE_ID, VOCAB
+
+
+@dataclass
+class Word:
+    word: str
+    start: float  # seconds from the start of the audio
+    end: float
+    conf: float = 1.0  # 0..1
+
+    def to_dict(self) -> dict:
+        return {k: round(v, 3) if isinstance(v, float) else v for k, v in asdict(self).items()}
+
+
+@dataclass
+class Segment:
+    start: float
+    end: float
+    text: str
+    words: list[Word] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"start": round(self.start, 3), "end": round(self.end, 3), "text": self.text,
+                "words": [w.to_dict() for w in self.words]}
+
+
+@dataclass
+class Result:
+    """A transcript: text, duration in seconds, and timed segments of timed words."""
+    text: str
+    duration: float
+    segments: list[Segment] = field(default_factory=list)
+
+    @property
+    def words(self) -> list[Word]:
+        return [w for s in self.segments for w in s.words]
+
+    def to_dict(self) -> dict:
+        return {"text": self.text, "duration": round(self.duration, 3),
+                "segments": [s.to_dict() for s in self.segments]}
+
+
+class Decoder(Protocol):
+    """reset / update / partial / finalize, in that order, for each segment of a stream."""
+
+    def reset(self, frame_offset: int = 0) -> None: ...
+
+    def update(self, log_probs: Tensor) -> None:
+        """log_probs (U, V) for the next U output frames."""
+
+    def partial(self) -> str: ...
+
+    def finalize(self) -> list[Word]:
+        """Words of everything fed since reset, with absolute times; the decoder is then reset
+        to continue after the last frame fed."""
+
+
+def words_from_tokens(tokens: list[tuple[int, int, float]], frame_seconds: float) -> list[Word]:
+    """Emitted CTC tokens [(token id, output frame, prob)] -> words with times and confidences.
+
+    A word starts at its first character's frame and ends one frame after its last; its
+    confidence is the geometric mean of its characters' posteriors.
+    """
+    words, chars = [], []
+
+    def flush():
+        if chars:
+            text = "".join(VOCAB[t] for t, _, _ in chars)
+            conf = math.exp(sum(math.log(max(p, 1e-10)) for _, _, p in chars) / len(chars))
+            words.append(Word(text, chars[0][1] * frame_seconds, (chars[-1][1] + 1) * frame_seconds, conf))
+            chars.clear()
+
+    for tok in tokens:
+        if tok[0] == SPACE_ID:
+            flush()
+        else:
+            chars.append(tok)
+    flush()
+    return words
+
+
+class GreedyDecoder:
+    """Best path: argmax per frame, merge repeats, drop blanks. Incremental and exact."""
+
+    def __init__(self, frame_seconds: float):
+        self.frame_seconds = frame_seconds
+        self.reset()
+
+    def reset(self, frame_offset: int = 0) -> None:
+        self.frame = frame_offset  # absolute index of the next output frame
+        self.prev = BLANK_ID
+        self.tokens: list[tuple[int, int, float]] = []  # (token, frame, posterior)
+
+    def update(self, log_probs: Tensor) -> None:
+        if log_probs.shape[0] == 0:
+            return
+        best_lp, best = log_probs.max(-1)
+        best, probs = best.tolist(), best_lp.exp().tolist()
+        for i, (tok, p) in enumerate(zip(best, probs)):
+            if tok != self.prev and tok != BLANK_ID:
+                if not (tok == SPACE_ID and (not self.tokens or self.tokens[-1][0] == SPACE_ID)):
+                    self.tokens.append((tok, self.frame + i, p))
+            self.prev = tok
+        self.frame += len(best)
+
+    def partial(self) -> str:
+        return "".join(VOCAB[t] for t, _, _ in self.tokens).strip()
+
+    def finalize(self) -> list[Word]:
+        words = words_from_tokens(self.tokens, self.frame_seconds)
+        self.tokens = []
+        self.prev = BLANK_ID
+        return words
+
+
+def greedy_text(log_probs: Tensor) -> str:
+    """log_probs (U, V) -> text, for tests and evaluation."""
+    dec = GreedyDecoder(1.0)
+    dec.update(log_probs)
+    return " ".join(w.word for w in dec.finalize())
+
+
+def segments_from_words(words: list[Word], max_gap: float = 0.8, max_chars: int = 84,
+                        max_seconds: float = 8.0) -> list[Segment]:
+    """Group words into subtitle-sized segments: a new one after a pause longer than max_gap
+    seconds, or when the line would pass max_chars characters or max_seconds."""
+    segments: list[Segment] = []
+    current: list[Word] = []
+    for w in words:
+        if current:
+            text_len = sum(len(x.word) + 1 for x in current) + len(w.word)
+            if (w.start - current[-1].end > max_gap or text_len > max_chars
+                    or w.end - current[0].start > max_seconds):
+                segments.append(Segment(current[0].start, current[-1].end, " ".join(x.word for x in current), current))
+                current = []
+        current.append(w)
+    if current:
+        segments.append(Segment(current[0].start, current[-1].end, " ".join(x.word for x in current), current))
+    return segments

@@ -1,0 +1,83 @@
+"""80-dim log-mel features, whole-signal and streaming, and global normalisation statistics.
+
+Frames are taken without centring (frame i covers samples [i*HOP, i*HOP + N_FFT)), so a
+signal of n samples has 1 + (n - N_FFT) // HOP frames (none if n < N_FFT) and every frame
+depends on its own samples only. That is what lets a streaming extractor that keeps the
+unconsumed sample tail produce exactly the whole-signal features for any chunking. The
+spectrum is computed in float64 so that the log of quiet bins does not magnify rounding.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torchaudio
+
+from .audio import HOP_LENGTH, N_FFT, N_MELS, SAMPLE_RATE, WIN_LENGTH
+
+LOG_FLOOR = 1e-10  # power floor before log: digital silence -> log(1e-10) = -23.0
+
+_FBANK = torchaudio.functional.melscale_fbanks(
+    n_freqs=N_FFT // 2 + 1, f_min=20.0, f_max=SAMPLE_RATE / 2, n_mels=N_MELS,
+    sample_rate=SAMPLE_RATE, norm=None, mel_scale="htk").to(torch.float64)  # (201, 80)
+_WINDOW = torch.hann_window(WIN_LENGTH, periodic=True, dtype=torch.float64)
+
+
+def num_frames(n_samples: int) -> int:
+    """Feature frames in a signal of n_samples samples."""
+    return 0 if n_samples < N_FFT else 1 + (n_samples - N_FFT) // HOP_LENGTH
+
+
+def log_mel(samples: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """16 kHz mono samples (n,) -> log-mel features (num_frames(n), 80) float32."""
+    x = torch.as_tensor(np.asarray(samples, dtype=np.float64) if not torch.is_tensor(samples) else samples)
+    x = x.to(torch.float64).reshape(-1)
+    n = num_frames(len(x))
+    if n == 0:
+        return torch.zeros(0, N_MELS, dtype=torch.float32)
+    x = x[: (n - 1) * HOP_LENGTH + N_FFT]
+    spec = torch.stft(x, n_fft=N_FFT, hop_length=HOP_LENGTH, win_length=WIN_LENGTH, window=_WINDOW,
+                      center=False, return_complex=True)  # (201, n)
+    power = spec.real.square() + spec.imag.square()
+    mel = power.transpose(0, 1) @ _FBANK  # (n, 80)
+    return mel.clamp_min(LOG_FLOOR).log().to(torch.float32)
+
+
+class StreamingLogMel:
+    """Chunked twin of log_mel: feed samples in any pieces, get the same frames.
+
+    It keeps the samples not yet covered by a complete frame (at most N_FFT - 1 plus the
+    hop remainder), so accept() of 1-sample chunks works as well as of whole files.
+    """
+
+    def __init__(self):
+        self.tail = np.zeros(0, dtype=np.float64)
+        self.frames_out = 0  # frames emitted so far
+
+    def accept(self, samples: np.ndarray) -> torch.Tensor:
+        """New samples (n,) -> the newly complete frames (k, 80)."""
+        buf = np.concatenate([self.tail, np.asarray(samples, dtype=np.float64).reshape(-1)])
+        n = num_frames(len(buf))
+        if n == 0:
+            self.tail = buf
+            return torch.zeros(0, N_MELS, dtype=torch.float32)
+        feats = log_mel(buf[: (n - 1) * HOP_LENGTH + N_FFT])
+        self.tail = buf[n * HOP_LENGTH:]
+        self.frames_out += n
+        return feats
+
+
+def compute_stats(feature_iter) -> tuple[torch.Tensor, torch.Tensor]:
+    """Global per-bin mean and standard deviation over an iterable of (T, 80) feature tensors."""
+    total = torch.zeros(N_MELS, dtype=torch.float64)
+    total_sq = torch.zeros(N_MELS, dtype=torch.float64)
+    count = 0
+    for feats in feature_iter:
+        f = feats.to(torch.float64)
+        total += f.sum(0)
+        total_sq += f.square().sum(0)
+        count += f.shape[0]
+    if count == 0:
+        raise ValueError("no feature frames to compute statistics from")
+    mean = total / count
+    std = (total_sq / count - mean.square()).clamp_min(1e-8).sqrt()
+    return mean.to(torch.float32), std.to(torch.float32)

@@ -1,0 +1,226 @@
+"""The acoustic model: conv front-end -> stacked GRU -> optional lookahead -> CTC head.
+
+Shapes: B batch, T feature frames (10 ms), U = T // subsampling output frames, C channels,
+H GRU hidden size, V vocabulary size.
+
+One code path serves training and streaming. `forward(feats, lengths)` is the whole-utterance
+pass. `infer(feats, lengths, state, final)` takes and returns an explicit `StreamState`, and a
+chain of infer calls over any split of the features (in multiples of the subsampling factor)
+gives the log-probs of the whole-utterance pass. Nothing is kept on the module between calls.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from .audio import N_MELS
+from .text import VOCAB
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    n_mels: int = N_MELS
+    vocab_size: int = len(VOCAB)
+    conv_channels: int = 256
+    conv_kernel: int = 3
+    conv_strides: tuple[int, ...] = (2, 2)  # product = time subsampling (10 ms -> 40 ms)
+    hidden_size: int = 512
+    num_layers: int = 3
+    bidirectional: bool = False
+    lookahead: int = 3  # future output frames seen by the row convolution (0: none)
+    dropout: float = 0.1
+
+    def __post_init__(self):
+        object.__setattr__(self, "conv_strides", tuple(int(s) for s in self.conv_strides))
+        if self.bidirectional and self.lookahead:
+            raise ValueError("lookahead is for unidirectional models; a bidirectional model sees the future already")
+        if any(s > self.conv_kernel for s in self.conv_strides):
+            raise ValueError("each conv stride must be at most conv_kernel")
+        if self.lookahead < 0 or self.num_layers < 1:
+            raise ValueError("lookahead must be >= 0 and num_layers >= 1")
+
+    @property
+    def subsampling(self) -> int:
+        return math.prod(self.conv_strides)
+
+    @property
+    def streaming(self) -> bool:
+        return not self.bidirectional
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        names = {f.name for f in fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown model config keys: {sorted(unknown)}")
+        return cls(**d)
+
+
+@dataclass
+class StreamState:
+    """Everything a unidirectional model carries from one chunk to the next.
+
+    conv:       per conv layer, the pending input frames (B, kernel - stride, C_in)
+    gru:        GRU hidden state (num_layers, B, H)
+    ahead:      GRU outputs waiting for their future context (B, lookahead, H), right-aligned
+    ahead_fill: how many of `ahead` are real (B,), < lookahead only at the stream's start
+    """
+    conv: list[Tensor]
+    gru: Tensor
+    ahead: Tensor
+    ahead_fill: Tensor
+
+    @property
+    def batch_size(self) -> int:
+        return self.gru.shape[1]
+
+    def unbind(self) -> list["StreamState"]:
+        """Split a batch state into B single-stream states."""
+        return [StreamState([c[i:i + 1] for c in self.conv], self.gru[:, i:i + 1],
+                            self.ahead[i:i + 1], self.ahead_fill[i:i + 1]) for i in range(self.batch_size)]
+
+    @staticmethod
+    def stack(states: list["StreamState"]) -> "StreamState":
+        """Join single- or multi-stream states into one batch state."""
+        return StreamState([torch.cat(cs, 0) for cs in zip(*(s.conv for s in states))],
+                           torch.cat([s.gru for s in states], 1),
+                           torch.cat([s.ahead for s in states], 0),
+                           torch.cat([s.ahead_fill for s in states], 0))
+
+
+def _gather_rows(x: Tensor, start: Tensor, count: int) -> Tensor:
+    """x (B, T, C), start (B,) -> x[b, start[b] : start[b] + count] as (B, count, C)."""
+    idx = start[:, None] + torch.arange(count, device=x.device)[None]
+    idx = idx.clamp_(0, x.shape[1] - 1)
+    return x.gather(1, idx[..., None].expand(-1, -1, x.shape[2]))
+
+
+class AcousticModel(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        # Global feature normalisation, stored with the weights (never per utterance).
+        self.register_buffer("feat_mean", torch.zeros(cfg.n_mels))
+        self.register_buffer("feat_std", torch.ones(cfg.n_mels))
+        chans = [cfg.n_mels] + [cfg.conv_channels] * len(cfg.conv_strides)
+        self.convs = nn.ModuleList(
+            nn.Conv1d(cin, cout, cfg.conv_kernel, stride=s) for cin, cout, s in zip(chans, chans[1:], cfg.conv_strides))
+        self.gru = nn.GRU(cfg.conv_channels, cfg.hidden_size, num_layers=cfg.num_layers, batch_first=True,
+                          bidirectional=cfg.bidirectional, dropout=cfg.dropout if cfg.num_layers > 1 else 0.0)
+        out_size = cfg.hidden_size * (2 if cfg.bidirectional else 1)
+        if cfg.lookahead:
+            # Row convolution (Deep Speech 2): out_t = sum_j w_j * h_{t+j}, j = 0..lookahead, per channel.
+            self.row_conv = nn.Parameter(torch.zeros(out_size, cfg.lookahead + 1))
+            with torch.no_grad():
+                self.row_conv[:, 0] = 1.0  # starts as the identity
+        self.drop = nn.Dropout(cfg.dropout)
+        self.head = nn.Linear(out_size, cfg.vocab_size)
+
+    # ------------------------------------------------------------------ state
+    def init_state(self, batch_size: int = 1, device: torch.device | str | None = None) -> StreamState:
+        cfg = self.cfg
+        device = device or self.head.weight.device
+        chans = [cfg.n_mels] + [cfg.conv_channels] * len(cfg.conv_strides)
+        conv = [torch.zeros(batch_size, cfg.conv_kernel - s, c, device=device) for s, c in zip(cfg.conv_strides, chans)]
+        dirs = 2 if cfg.bidirectional else 1
+        gru = torch.zeros(cfg.num_layers * dirs, batch_size, cfg.hidden_size, device=device)
+        ahead = torch.zeros(batch_size, cfg.lookahead, cfg.hidden_size * dirs, device=device)
+        return StreamState(conv, gru, ahead, torch.zeros(batch_size, dtype=torch.long, device=device))
+
+    # ------------------------------------------------------------------ passes
+    def forward(self, feats: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        """Whole utterances. feats (B, T, 80) log-mel, lengths (B,) -> log-probs (B, U, V), lengths (B,)."""
+        log_probs, out_lengths, _ = self._step(feats, lengths, self.init_state(feats.shape[0], feats.device), True)
+        return log_probs, out_lengths
+
+    def infer(self, feats: Tensor, lengths: Tensor, state: StreamState, final: bool = False
+              ) -> tuple[Tensor, Tensor, StreamState]:
+        """One streaming step. feats (B, T, 80) with lengths (B,) new frames per stream, each a
+        multiple of `cfg.subsampling` unless final; -> (log-probs (B, U', V) of the newly
+        emitted output frames, their counts (B,), the next state). With final=True the
+        remaining lookahead is flushed, as at the end of the whole-utterance pass.
+        """
+        if not self.cfg.streaming:
+            raise ValueError("a bidirectional model cannot stream; use a unidirectional model")
+        return self._step(feats, lengths, state, final)
+
+    def _step(self, feats: Tensor, lengths: Tensor, state: StreamState, final: bool):
+        lengths = lengths.to(feats.device)
+        x = (feats - self.feat_mean) / self.feat_std  # (B, T, 80)
+        x, lengths, conv_state = self._frontend(x, lengths, state.conv)  # (B, U, C)
+        x = self.drop(x)
+        h, gru_state = self._rnn(x, lengths, state.gru)  # (B, U, H*dirs)
+        h, out_lengths, ahead, fill = self._lookahead(h, lengths, state.ahead, state.ahead_fill, final)
+        logits = self.head(self.drop(h))  # (B, U', V)
+        return logits.log_softmax(-1), out_lengths, StreamState(conv_state, gru_state, ahead, fill)
+
+    def _frontend(self, x: Tensor, lengths: Tensor, conv_state: list[Tensor]):
+        """Strided convs, each left-padded by its pending frames: output j of a layer sees inputs
+        up to j*s + s - 1, so a layer of stride s turns T frames into T // s."""
+        new_state = []
+        for conv, pending in zip(self.convs, conv_state):
+            s, keep = conv.stride[0], pending.shape[1]
+            x = torch.cat([pending.to(x.dtype), x], 1)  # (B, keep + T, C)
+            lengths = torch.div(lengths, s, rounding_mode="floor")
+            new_state.append(_gather_rows(x, lengths * s, keep) if keep else pending)
+            if x.shape[1] < conv.kernel_size[0]:  # too short for one window: nothing valid comes out
+                x = F.pad(x, (0, 0, 0, conv.kernel_size[0] - x.shape[1]))
+            x = F.gelu(conv(x.transpose(1, 2))).transpose(1, 2)  # (B, T // s, C)
+        return x, lengths, new_state
+
+    def _rnn(self, x: Tensor, lengths: Tensor, h0: Tensor) -> tuple[Tensor, Tensor]:
+        """GRU over each stream's first lengths[b] frames from h0 (L*dirs, B, H); streams with
+        no new frames keep their state."""
+        B, U, _ = x.shape
+        if B == 1:
+            n = int(lengths[0])
+            if n == 0:
+                return x.new_zeros(1, U, self.head.in_features), h0
+            out, h = self.gru(x[:, :n], h0)
+            return F.pad(out, (0, 0, 0, U - n)), h
+        active = (lengths > 0).nonzero().flatten()
+        out = x.new_zeros(B, U, self.head.in_features)
+        h = h0.clone()
+        if len(active):
+            packed = pack_padded_sequence(x[active], lengths[active].cpu(), batch_first=True, enforce_sorted=False)
+            out_a, h_a = self.gru(packed, h0[:, active].contiguous())
+            out[active] = pad_packed_sequence(out_a, batch_first=True, total_length=U)[0]
+            h[:, active] = h_a
+        return out, h
+
+    def _lookahead(self, h: Tensor, lengths: Tensor, ahead: Tensor, fill: Tensor, final: bool):
+        """Row convolution over [pending outputs, new outputs, zeros if final].
+
+        Emits, per stream, the outputs whose future context is complete (or all of them when
+        final), and keeps the last `lookahead` GRU outputs for the next call.
+        """
+        k = self.cfg.lookahead
+        if k == 0:
+            return h, lengths, ahead, fill
+        B, U, D = h.shape
+        valid = torch.arange(U, device=h.device)[None] < lengths[:, None]
+        h = h * valid[..., None]  # zeros past each stream's end: the right padding when final
+        seq = torch.cat([ahead.to(h.dtype), h, h.new_zeros(B, k, D)], 1)  # (B, k + U + k, D)
+        windows = seq.unfold(1, k + 1, 1)  # (B, U + k, D, k + 1): windows[:, p] = seq[:, p : p + k + 1]
+        y = (windows * self.row_conv).sum(-1)  # (B, U + k, D)
+        start = k - fill
+        end = lengths + k if final else lengths
+        counts = (end - start).clamp_min(0)
+        out = _gather_rows(y, start, int(counts.max()) if B else 0)
+        new_ahead = _gather_rows(seq, lengths, k)
+        new_fill = (fill + lengths).clamp_max(k)
+        return out, counts, new_ahead, new_fill
+
+    def output_lengths(self, lengths: Tensor) -> Tensor:
+        """Whole-utterance output frames for feature lengths (B,)."""
+        for s in self.cfg.conv_strides:
+            lengths = torch.div(lengths, s, rounding_mode="floor")
+        return lengths
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())

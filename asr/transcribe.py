@@ -1,0 +1,111 @@
+"""Files to transcripts: the long-audio loop.
+
+A unidirectional model runs through a file block by block with its state carried over, which
+is exactly its whole-file pass in bounded memory. A bidirectional model cannot carry state
+forward, so a long file is cut into windows of at most WINDOW_SECONDS at the quietest point
+near each window's end, and each window is recognised whole.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from .audio import BLOCK_SECONDS, FRAME_SECONDS, HOP_LENGTH, SAMPLE_RATE, iter_blocks
+from .decoding import Decoder, GreedyDecoder, Result, segments_from_words
+from .features import log_mel
+from .model import AcousticModel
+from .streaming import Recognizer
+
+WINDOW_SECONDS = 30.0  # longest window for a bidirectional model
+SEARCH_SECONDS = 5.0  # a cut is placed at the quietest point in the window's last 5 s
+
+
+def make_decoder_factory(model: AcousticModel, decoder: Callable[[], Decoder] | None) -> Callable[[], Decoder]:
+    frame_seconds = FRAME_SECONDS * model.cfg.subsampling
+    return decoder or (lambda: GreedyDecoder(frame_seconds))
+
+
+def transcribe(model: AcousticModel, path: str | os.PathLike, decoder: Callable[[], Decoder] | None = None,
+               chunk_ms: float | None = None, on_progress: Callable[[float], None] | None = None) -> Result:
+    """Transcribe one audio file.
+
+    decoder: factory of decoders (greedy by default). chunk_ms: feed the audio through a
+    streaming recogniser in chunks of this many milliseconds, as a microphone would
+    (unidirectional models only). on_progress(seconds): called as audio is consumed.
+    Raises AudioError for unusable audio.
+    """
+    blocks = iter_blocks(path)
+    if model.cfg.streaming:
+        return _transcribe_streaming(model, blocks, decoder, chunk_ms, on_progress)
+    if chunk_ms:
+        raise ValueError("a bidirectional model cannot stream; drop --stream or use a unidirectional model")
+    return _transcribe_windows(model, blocks, make_decoder_factory(model, decoder), on_progress)
+
+
+def transcribe_array(model: AcousticModel, samples: np.ndarray, decoder: Callable[[], Decoder] | None = None) -> Result:
+    """Transcribe 16 kHz mono float samples already in memory."""
+    blocks = iter([np.asarray(samples, dtype=np.float32)])
+    if model.cfg.streaming:
+        return _transcribe_streaming(model, blocks, decoder, None, None)
+    return _transcribe_windows(model, blocks, make_decoder_factory(model, decoder), None)
+
+
+def _transcribe_streaming(model, blocks, decoder, chunk_ms, on_progress) -> Result:
+    stream = Recognizer(model, decoder).stream()
+    chunk = int(SAMPLE_RATE * chunk_ms / 1000) if chunk_ms else None
+    if chunk is not None and chunk < 1:
+        raise ValueError("--chunk-ms must give at least one sample per chunk")
+    for block in blocks:
+        if chunk:
+            for i in range(0, len(block), chunk):
+                stream.accept(block[i:i + chunk])
+        else:
+            stream.accept(block)
+        if on_progress:
+            on_progress(len(block) / SAMPLE_RATE)
+    return stream.finalize()
+
+
+def _quietest_cut(samples: np.ndarray, lo: int, hi: int, step: int) -> int:
+    """Sample index in [lo, hi), a multiple of step, at the centre of the quietest 100 ms."""
+    frame = SAMPLE_RATE // 10
+    region = samples[lo:hi]
+    if len(region) < frame:
+        return hi - hi % step
+    energy = np.convolve(region.astype(np.float64) ** 2, np.ones(frame), mode="valid")
+    cut = lo + int(np.argmin(energy)) + frame // 2
+    return max(step, cut - cut % step)
+
+
+@torch.inference_mode()
+def _transcribe_windows(model, blocks, make_decoder, on_progress) -> Result:
+    step = HOP_LENGTH * model.cfg.subsampling  # cut at whole output frames
+    window, search = int(WINDOW_SECONDS * SAMPLE_RATE), int(SEARCH_SECONDS * SAMPLE_RATE)
+    buf = np.zeros(0, np.float32)
+    offset = 0  # samples of the file before buf
+    words = []
+
+    def recognise(samples: np.ndarray):
+        feats = log_mel(samples)
+        if len(feats) == 0:
+            return
+        log_probs, lengths = model(feats[None], torch.tensor([len(feats)]))
+        dec = make_decoder()
+        dec.reset(offset // step)
+        dec.update(log_probs[0, : int(lengths[0])])
+        words.extend(dec.finalize())
+
+    for block in blocks:
+        buf = np.concatenate([buf, block])
+        while len(buf) > window:
+            cut = _quietest_cut(buf, window - search, window, step)
+            recognise(buf[:cut])
+            buf, offset = buf[cut:], offset + cut
+        if on_progress:
+            on_progress(len(block) / SAMPLE_RATE)
+    recognise(buf)
+    duration = (offset + len(buf)) / SAMPLE_RATE
+    return Result(" ".join(w.word for w in words), duration, segments_from_words(words))
