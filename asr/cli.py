@@ -145,7 +145,83 @@ def cmd_models(args) -> int:
     return 0
 
 
-COMMANDS = [add_transcribe, add_models]
+# --------------------------------------------------------------------------- train
+def add_train(sub) -> None:
+    p = sub.add_parser("train", help="train a model from a recipe config",
+                       description="Train a GRU-CTC model. Settings come from a YAML recipe (recipes/*/*.yaml) "
+                                   "and key=value overrides (model.hidden_size=256 reaches nested keys). "
+                                   "Multi-GPU: torchrun --nproc-per-node N -m asr train ...")
+    p.add_argument("--config", "-c", metavar="YAML", help="recipe config file")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
+    p.add_argument("--resume", action="store_true", help="continue from OUT_DIR/last.pt exactly where it stopped")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train)
+
+
+def cmd_train(args) -> int:
+    import logging
+
+    from .train import Trainer, load_config
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
+    try:
+        cfg = load_config(args.config, args.overrides)
+        trainer = Trainer(cfg, resume=args.resume, device=args.device, progress=not args.no_progress)
+    except (OSError, ValueError, TypeError) as err:
+        error(str(err))
+        return EXIT_USAGE
+    summary = trainer.fit()
+    print(json.dumps(summary))
+    return 0
+
+
+# --------------------------------------------------------------------------- evaluate
+def add_evaluate(sub) -> None:
+    p = sub.add_parser("evaluate", help="WER, CER and speed of a model on a manifest",
+                       description="Score a model on a manifest (TSV with header naming `path` and `text`, "
+                                   "paths relative to the manifest's folder; or JSON Lines).")
+    p.add_argument("manifest", metavar="MANIFEST")
+    add_model_option(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object (wer, cer, rtf, utterances, worst)")
+    p.add_argument("--worst", type=int, default=10, metavar="N", help="how many worst utterances to list")
+    p.add_argument("--limit", type=int, default=0, metavar="N", help="only the first N utterances")
+    p.set_defaults(func=cmd_evaluate)
+
+
+def cmd_evaluate(args) -> int:
+    from tqdm import tqdm
+
+    from .data import ManifestReport, read_manifest
+    from .evaluate import evaluate
+    model = load_model_or_exit(args)
+    report = ManifestReport()
+    try:
+        utts = read_manifest(args.manifest, report=report)
+    except (OSError, ValueError) as err:
+        error(str(err))
+        return EXIT_USAGE
+    if args.limit:
+        utts = utts[: args.limit]
+    if not utts:
+        error(f"{args.manifest}: no usable utterances")
+        return EXIT_FAILED_INPUT
+    bar = tqdm(total=len(utts), desc="evaluating", unit="utt", file=sys.stderr, leave=False, disable=None)
+    result = evaluate(model, utts, make_decoder(args, model), worst=args.worst, on_progress=lambda n: bar.update(1))
+    bar.close()
+    result["skipped"] += sum(report.skipped.values())
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"utterances: {result['utterances']} ({result['audio_seconds'] / 60:.1f} min), skipped: {result['skipped']}")
+        print(f"WER: {100 * result['wer']:.2f}%  CER: {100 * result['cer']:.2f}%  RTF: {result['rtf']:.4f}")
+        if result["worst"]:
+            print("worst utterances:")
+            for r in result["worst"]:
+                print(f"  {r['id']}  errors={r['errors']}\n    ref: {r['ref']}\n    hyp: {r['hyp']}")
+    return 0
+
+
+COMMANDS = [add_transcribe, add_train, add_evaluate, add_models]
 
 
 def build_parser() -> argparse.ArgumentParser:

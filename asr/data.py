@@ -1,0 +1,329 @@
+"""Manifests, the training dataset, on-the-fly augmentation and batching by duration.
+
+A manifest is a TSV file with a header row naming at least `path` and `text` (optionally
+`id`, `seconds` or `duration`, `speaker`; this is the format of ../shared/data) or a JSON
+Lines file with the same keys. Relative paths are relative to the manifest's folder.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import os
+import zlib
+from dataclasses import dataclass, field
+
+import numpy as np
+import soxr
+import torch
+import torchaudio
+
+from .audio import SAMPLE_RATE, AudioError, info, load_audio
+from .features import log_mel
+from .text import encode, normalize
+
+log = logging.getLogger("asr.data")
+
+MANIFEST_COLUMNS = ["id", "path", "seconds", "speaker", "text"]
+
+
+@dataclass
+class Utterance:
+    id: str
+    path: str  # absolute
+    seconds: float
+    text: str  # normalised
+    speaker: str = ""
+
+
+@dataclass
+class ManifestReport:
+    """What reading a manifest skipped, and why."""
+    read: int = 0
+    skipped: dict = field(default_factory=dict)  # reason -> count
+
+    def skip(self, reason: str, where: str) -> None:
+        self.skipped[reason] = self.skipped.get(reason, 0) + 1
+        log.warning("skipping %s: %s", where, reason)
+
+
+def _rows(path: str):
+    with open(path, newline="", encoding="utf-8") as f:
+        if path.endswith((".jsonl", ".json")):
+            for i, line in enumerate(f, 1):
+                if line.strip():
+                    try:
+                        yield i, json.loads(line)
+                    except json.JSONDecodeError as err:
+                        yield i, {"__error__": f"bad JSON ({err.msg})"}
+            return
+        reader = csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
+        missing = {"path", "text"} - set(reader.fieldnames or [])
+        if missing:
+            raise ValueError(f"{path}: manifest header lacks column(s) {sorted(missing)}")
+        for i, row in enumerate(reader, 2):
+            yield i, row
+
+
+def read_manifest(path: str | os.PathLike, check_audio: bool = False,
+                  report: ManifestReport | None = None) -> list[Utterance]:
+    """Read a TSV or JSONL manifest. Rows with an empty transcript, a missing file (or, with
+    check_audio, unreadable audio) are reported and skipped, never fatal."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: no such manifest")
+    report = report if report is not None else ManifestReport()
+    base = os.path.dirname(os.path.abspath(path))
+    out = []
+    for line, row in _rows(path):
+        where = f"{path}:{line}"
+        if "__error__" in row:
+            report.skip(row["__error__"], where)
+            continue
+        audio = row.get("path") or row.get("audio_filepath") or ""
+        if not audio:
+            report.skip("no audio path", where)
+            continue
+        audio = audio if os.path.isabs(audio) else os.path.join(base, audio)
+        text = normalize(str(row.get("text") or ""))
+        if not text:
+            report.skip("empty transcript", where)
+            continue
+        if not os.path.isfile(audio):
+            report.skip("audio file missing", f"{where} ({audio})")
+            continue
+        seconds = row.get("seconds") or row.get("duration")
+        try:
+            seconds = float(seconds) if seconds not in (None, "") else None
+            if seconds is None or check_audio:
+                meta = info(audio)
+                seconds = meta.frames / meta.samplerate
+                if meta.frames == 0:
+                    raise AudioError(audio, "contains no audio")
+        except (ValueError, AudioError) as err:
+            report.skip(f"unreadable audio ({err})" if isinstance(err, AudioError) else "bad duration", where)
+            continue
+        uid = str(row.get("id") or os.path.splitext(os.path.basename(audio))[0])
+        out.append(Utterance(uid, audio, seconds, text, str(row.get("speaker") or "")))
+        report.read += 1
+    return out
+
+
+def write_manifest(utterances: list[Utterance], path: str | os.PathLike) -> None:
+    """Write a TSV manifest (absolute paths) in the format read_manifest reads."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f, delimiter="\t", lineterminator="\n", quoting=csv.QUOTE_NONE, escapechar="\\")
+        w.writerow(MANIFEST_COLUMNS)
+        for u in utterances:
+            w.writerow([u.id, u.path, f"{u.seconds:.3f}", u.speaker, u.text])
+
+
+# --------------------------------------------------------------------------- augmentation
+@dataclass(frozen=True)
+class AugmentConfig:
+    speeds: tuple[float, ...] = (0.9, 1.0, 1.1)  # speed perturbation factors, drawn uniformly
+    noise_prob: float = 0.5  # additive coloured noise ...
+    snr_db: tuple[float, float] = (5.0, 40.0)  # ... at a random SNR in this range
+    reverb_prob: float = 0.0  # synthetic room reverberation
+    rt60: tuple[float, float] = (0.15, 0.6)  # seconds
+    gain_db: tuple[float, float] = (-12.0, 6.0)  # random level
+    freq_masks: int = 2  # SpecAugment
+    freq_mask_width: int = 27
+    time_masks: int = 2
+    time_mask_width: int = 40  # frames, and at most time_mask_ratio of the utterance
+    time_mask_ratio: float = 0.05
+
+    @classmethod
+    def off(cls) -> "AugmentConfig":
+        return cls(speeds=(1.0,), noise_prob=0.0, reverb_prob=0.0, gain_db=(0.0, 0.0), freq_masks=0, time_masks=0)
+
+
+def _coloured_noise(n: int, rng: np.random.Generator) -> np.ndarray:
+    """White, pink or brown noise of n samples (unit RMS)."""
+    white = rng.standard_normal(n)
+    exponent = rng.choice([0.0, 1.0, 2.0])  # 1/f^exponent power spectrum
+    if exponent:
+        spec = np.fft.rfft(white)
+        f = np.arange(len(spec), dtype=np.float64)
+        f[0] = 1.0
+        white = np.fft.irfft(spec / f ** (exponent / 2), n)
+    return white / (np.sqrt(np.mean(white ** 2)) + 1e-12)
+
+
+def _room_response(rng: np.random.Generator, rt60: float) -> np.ndarray:
+    """An exponentially decaying noise impulse response with the given RT60 (seconds)."""
+    n = int(rt60 * SAMPLE_RATE)
+    t = np.arange(n) / SAMPLE_RATE
+    rir = rng.standard_normal(n) * np.exp(-6.9 * t / rt60)  # -60 dB at rt60
+    rir[0] = 1.0
+    return rir / np.sqrt(np.sum(rir ** 2))
+
+
+def augment_waveform(x: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
+    """Speed, reverberation, noise and gain, drawn from rng. x: 16 kHz mono float32."""
+    speed = float(rng.choice(cfg.speeds))
+    if speed != 1.0:  # play faster or slower: pitch and tempo together (Kaldi/sox "speed")
+        x = soxr.resample(x, SAMPLE_RATE * speed, SAMPLE_RATE)
+    x = x.astype(np.float64)
+    if cfg.reverb_prob and rng.random() < cfg.reverb_prob:
+        rir = _room_response(rng, rng.uniform(*cfg.rt60))
+        x = torchaudio.functional.fftconvolve(torch.from_numpy(x), torch.from_numpy(rir)).numpy()[: len(x)]
+    if cfg.noise_prob and rng.random() < cfg.noise_prob:
+        power = np.mean(x ** 2)
+        if power > 0:
+            snr = rng.uniform(*cfg.snr_db)
+            x = x + _coloured_noise(len(x), rng) * math.sqrt(power / 10 ** (snr / 10))
+    gain = 10 ** (rng.uniform(*cfg.gain_db) / 20)
+    peak = np.max(np.abs(x)) if len(x) else 0.0
+    x = x * gain
+    if peak * gain > 0.99:  # no clipping
+        x *= 0.99 / (peak * gain)
+    return x.astype(np.float32)
+
+
+def spec_augment(feats: torch.Tensor, cfg: AugmentConfig, rng: np.random.Generator) -> torch.Tensor:
+    """Frequency and time masks (SpecAugment) on (T, 80) log-mel, filled with the utterance mean,
+    using torchaudio's masking with mask positions drawn from rng."""
+    if not (cfg.freq_masks or cfg.time_masks) or len(feats) == 0:
+        return feats
+    spec = feats.T.unsqueeze(0).clone()  # (1, 80, T)
+    fill = float(spec.mean())
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(rng.integers(2 ** 31)))
+        for _ in range(cfg.freq_masks):
+            spec = torchaudio.functional.mask_along_axis(spec, cfg.freq_mask_width, fill, axis=1)
+        width = min(cfg.time_mask_width, int(cfg.time_mask_ratio * spec.shape[-1]))
+        if width > 0:
+            for _ in range(cfg.time_masks):
+                spec = torchaudio.functional.mask_along_axis(spec, width, fill, axis=2)
+    return spec[0].T.contiguous()
+
+
+# --------------------------------------------------------------------------- dataset
+def item_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
+    """The random stream of one utterance in one epoch: the same whichever worker or order."""
+    return np.random.default_rng([seed, epoch, index])
+
+
+class SpeechDataset(torch.utils.data.Dataset):
+    """Utterances -> (features (T, 80), token ids, utterance index), augmented per epoch.
+
+    An utterance whose audio cannot be read yields None (reported once); the collate
+    function drops it and counts it.
+    """
+
+    def __init__(self, utterances: list[Utterance], augment: AugmentConfig | None = None, seed: int = 0):
+        self.utts = utterances
+        self.augment = augment
+        self.seed = seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.utts)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __getitem__(self, index: int):
+        index, epoch = (index if isinstance(index, tuple) else (index, self.epoch))
+        utt = self.utts[index]
+        try:
+            x = load_audio(utt.path)
+        except AudioError as err:
+            log.warning("skipping %s: %s", utt.id, err)
+            return None
+        feats_rng = None
+        if self.augment is not None:
+            rng = item_rng(self.seed, epoch, index)
+            x = augment_waveform(x, self.augment, rng)
+            feats_rng = rng
+        feats = log_mel(x)
+        if feats_rng is not None:
+            feats = spec_augment(feats, self.augment, feats_rng)
+        return feats, torch.tensor(encode(utt.text), dtype=torch.long), index
+
+
+def collate(items):
+    """-> feats (B, T, 80), feat_lengths (B,), targets (sum L,), target_lengths (B,), indices (B,),
+    dropped (count of unreadable items)."""
+    good = [it for it in items if it is not None and len(it[0]) > 0]
+    dropped = len(items) - len(good)
+    if not good:
+        return None, dropped
+    lengths = torch.tensor([len(f) for f, _, _ in good])
+    feats = torch.zeros(len(good), int(lengths.max()), good[0][0].shape[1])
+    for i, (f, _, _) in enumerate(good):
+        feats[i, : len(f)] = f
+    targets = torch.cat([t for _, t, _ in good])
+    target_lengths = torch.tensor([len(t) for _, t, _ in good])
+    indices = torch.tensor([i for _, _, i in good])
+    return (feats, lengths, targets, target_lengths, indices), dropped
+
+
+def ctc_min_frames(tokens: list[int] | torch.Tensor) -> int:
+    """Fewest CTC output frames that can carry this label: its length plus one blank between
+    each pair of repeated characters."""
+    t = tokens.tolist() if torch.is_tensor(tokens) else list(tokens)
+    return len(t) + sum(1 for a, b in zip(t, t[1:]) if a == b)
+
+
+class DurationBatchSampler:
+    """Batches of at most max_seconds of audio, bucketed by duration.
+
+    Epoch 0 with sorta_grad: batches in order of increasing duration (SortaGrad, Deep Speech
+    2). Other epochs: utterances shuffled within duration buckets, batches shuffled. Every
+    order is a function of (seed, epoch); `start` skips batches already done (for resume);
+    with world_size > 1 each rank takes every world_size-th batch.
+    """
+
+    def __init__(self, seconds: list[float], max_seconds: float, seed: int = 0, sorta_grad: bool = True,
+                 max_utterances: int = 512, rank: int = 0, world_size: int = 1):
+        self.seconds = np.asarray(seconds, dtype=np.float64)
+        self.max_seconds = max_seconds
+        self.seed = seed
+        self.sorta_grad = sorta_grad
+        self.max_utterances = max_utterances
+        self.rank, self.world_size = rank, world_size
+        self.epoch = 0
+        self.start = 0
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        self.epoch, self.start = epoch, start
+
+    def batches(self, epoch: int) -> list[list[int]]:
+        rng = np.random.default_rng([self.seed, epoch, 7])
+        if epoch == 0 and self.sorta_grad:
+            order = np.argsort(self.seconds, kind="stable")
+        else:  # shuffle, then sort within buckets of ~100 batches so batches hold similar lengths
+            order = rng.permutation(len(self.seconds))
+            bucket = max(1, int(100 * self.max_seconds / max(self.seconds.mean(), 1e-3)))
+            order = np.concatenate([chunk[np.argsort(self.seconds[chunk], kind="stable")]
+                                    for chunk in np.array_split(order, max(1, len(order) // bucket))])
+        batches, cur, longest = [], [], 0.0
+        for i in order:
+            longest_if = max(longest, self.seconds[i])
+            if cur and (longest_if * (len(cur) + 1) > self.max_seconds or len(cur) >= self.max_utterances):
+                batches.append(cur)
+                cur, longest_if = [], self.seconds[i]
+            cur.append(int(i))
+            longest = longest_if
+        if cur:
+            batches.append(cur)
+        if not (epoch == 0 and self.sorta_grad):
+            batches = [batches[j] for j in rng.permutation(len(batches))]
+        usable = len(batches) - len(batches) % self.world_size if self.world_size > 1 else len(batches)
+        return batches[:usable][self.rank::self.world_size]
+
+    def __iter__(self):
+        for b in self.batches(self.epoch)[self.start:]:
+            yield [(i, self.epoch) for i in b]
+
+    def __len__(self) -> int:
+        return len(self.batches(self.epoch)) - self.start
+
+
+def crc_split(key: str, fraction: float) -> bool:
+    """A stable pseudo-random choice by key (True for about `fraction` of keys)."""
+    return zlib.crc32(key.encode()) % 10000 < fraction * 10000

@@ -1,0 +1,74 @@
+"""Accuracy and speed on a manifest: WER and CER (jiwer), real-time factor, worst utterances."""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import jiwer
+import torch
+
+from .audio import SAMPLE_RATE, AudioError, load_audio
+from .data import Utterance
+from .decoding import Decoder
+from .model import AcousticModel
+from .transcribe import make_decoder_factory, transcribe_array
+
+
+def score(refs: list[str], hyps: list[str]) -> dict:
+    """Corpus WER and CER of hypotheses against references (both normalised)."""
+    if not refs:
+        return {"wer": float("nan"), "cer": float("nan"), "words": 0}
+    words = jiwer.process_words(refs, hyps)
+    chars = jiwer.process_characters(refs, hyps)
+    return {"wer": words.wer, "cer": chars.cer, "words": sum(len(x.split()) for x in refs),
+            "substitutions": words.substitutions, "deletions": words.deletions, "insertions": words.insertions}
+
+
+@torch.inference_mode()
+def greedy_batch(model: AcousticModel, feats: list[torch.Tensor]) -> list[str]:
+    """Greedy transcripts of a list of (T, 80) features in one padded batch (for dev WER)."""
+    from .decoding import greedy_text
+    lengths = torch.tensor([len(f) for f in feats])
+    x = torch.zeros(len(feats), int(lengths.max()), feats[0].shape[1], device=model.head.weight.device)
+    for i, f in enumerate(feats):
+        x[i, : len(f)] = f
+    log_probs, out_lengths = model(x, lengths)
+    return [greedy_text(lp[: int(n)].float().cpu()) for lp, n in zip(log_probs, out_lengths)]
+
+
+def evaluate(model: AcousticModel, utterances: list[Utterance], decoder: Callable[[], Decoder] | None = None,
+             worst: int = 10, on_progress: Callable[[int], None] | None = None) -> dict:
+    """Transcribe every utterance as `asr transcribe` would and score it.
+
+    Returns wer, cer, rtf (processing seconds per audio second, audio reading excluded),
+    utterances, skipped, audio_seconds, and the `worst` utterances by word errors.
+    """
+    factory = make_decoder_factory(model, decoder)
+    refs, hyps, rows, skipped = [], [], [], []
+    audio_seconds = compute_seconds = 0.0
+    for i, utt in enumerate(utterances):
+        try:
+            x = load_audio(utt.path)
+        except AudioError as err:
+            skipped.append({"id": utt.id, "reason": str(err)})
+            continue
+        start = time.perf_counter()
+        hyp = transcribe_array(model, x, factory).text
+        compute_seconds += time.perf_counter() - start
+        audio_seconds += len(x) / SAMPLE_RATE
+        refs.append(utt.text)
+        hyps.append(hyp)
+        m = jiwer.process_words(utt.text, hyp)
+        errors = m.substitutions + m.deletions + m.insertions
+        rows.append({"id": utt.id, "ref": utt.text, "hyp": hyp, "errors": errors,
+                     "wer": errors / max(1, len(utt.text.split()))})
+        if on_progress:
+            on_progress(i + 1)
+    result = score(refs, hyps)
+    result.update({"rtf": compute_seconds / audio_seconds if audio_seconds else float("nan"),
+                   "utterances": len(refs), "skipped": len(skipped), "audio_seconds": round(audio_seconds, 2),
+                   "worst": sorted(rows, key=lambda r: (-r["errors"], r["id"]))[:worst]})
+    if skipped:
+        result["skipped_files"] = skipped
+    return result
+
