@@ -33,6 +33,9 @@ def atomic_save(obj, path: str | os.PathLike) -> None:
     os.close(fd)
     try:
         torch.save(obj, tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a model file is for everyone to read
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
