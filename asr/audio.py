@@ -8,6 +8,7 @@ block, so that a long file never has to sit in memory whole.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 
 import numpy as np
@@ -41,6 +42,7 @@ def _describe_soundfile_error(err: Exception) -> str:
     msg = msg.rstrip(".")
     if "Format not recognised" in msg or "unknown format" in msg.lower():
         return "not a supported audio file (format not recognised)"
+    msg = msg.replace("Error : ", "").replace("Error in", "error in")
     return msg[:1].lower() + msg[1:] if msg else "unreadable audio"
 
 
@@ -56,11 +58,15 @@ def info(path: str | os.PathLike) -> sf._SoundFileInfo:
     try:
         meta = sf.info(path)
     except (sf.LibsndfileError, RuntimeError, TypeError) as err:
-        raise AudioError(path, _describe_soundfile_error(err)) from None
+        reason = _describe_soundfile_error(err)
+        raise AudioError(path, reason if reason.startswith("not a supported") else
+                         f"corrupt or truncated header ({reason})") from None
     # libsndfile quietly shortens a WAV whose data chunk is cut off; its log says "should be".
     for line in meta.extra_info.splitlines():
-        if line.startswith("data") and "should be" in line:
-            raise AudioError(path, f"truncated: {line.strip()}")
+        found = re.match(r"data\s*:\s*(\d+)\s*\(should be (\d+)\)", line.strip())
+        if found:
+            raise AudioError(path, f"truncated: the header promises {found[1]} bytes of samples, "
+                                   f"the file holds {found[2]}")
     return meta
 
 

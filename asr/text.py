@@ -34,12 +34,13 @@ _SPACES = re.compile(r"\s+")
 
 def _spell_number(match: re.Match) -> str:
     token = match.group(0)
-    if "," in token and re.fullmatch(r"\d{1,3}(,\d{3})+", token):
+    grouped = "," in token and re.fullmatch(r"\d{1,3}(,\d{3})+", token) is not None
+    if grouped:
         token = token.replace(",", "")
     try:
         if re.fullmatch(r"\d+", token):
             value = int(token)
-            if len(token) == 4 and 1100 <= value <= 2099 and value % 1000 >= 10:
+            if not grouped and len(token) == 4 and 1100 <= value <= 2099 and value % 1000 >= 10:
                 return " " + num2words(value, to="year") + " "
             if len(token) > 1 and token.startswith("0"):  # digit strings: "007"
                 return " " + " ".join(num2words(int(d)) for d in token) + " "
