@@ -22,7 +22,7 @@ HOP_LENGTH = 160  # 10 ms between feature frames
 N_MELS = 80
 FRAME_SECONDS = HOP_LENGTH / SAMPLE_RATE  # 0.01 s per feature frame
 
-BLOCK_SECONDS = 30.0  # how much of a file is read at a time
+BLOCK_SECONDS = 10.0  # how much of a file is read at a time
 
 
 class AudioError(Exception):

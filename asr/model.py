@@ -29,8 +29,8 @@ class ModelConfig:
     conv_channels: int = 256
     conv_kernel: int = 3
     conv_strides: tuple[int, ...] = (2, 2)  # product = time subsampling (10 ms -> 40 ms)
-    hidden_size: int = 512
-    num_layers: int = 3
+    hidden_size: int = 320
+    num_layers: int = 4
     bidirectional: bool = False
     lookahead: int = 3  # future output frames seen by the row convolution (0: none)
     dropout: float = 0.1
