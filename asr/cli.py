@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 
@@ -36,9 +37,59 @@ def load_model_or_exit(args):
         sys.exit(EXIT_USAGE)
 
 
+def add_decoder_options(p: argparse.ArgumentParser) -> None:
+    """--beam-size, --lm, --alpha, --beta, --hotword (see docs/lm.md); read by make_decoder."""
+    g = p.add_argument_group("decoding", "Greedy unless --beam-size, --lm or --hotword is given (docs/lm.md).")
+    g.add_argument("--beam-size", type=int, default=None, metavar="N",
+                   help="CTC prefix beam search with N beams (default with --lm or --hotword: 32)")
+    g.add_argument("--lm", metavar="PATH", help="n-gram language model: ARPA or KenLM binary (`asr lm build`)")
+    g.add_argument("--alpha", type=float, default=None, metavar="A",
+                   help="language model weight (default: 0.5; find the best with `asr tune-lm`)")
+    g.add_argument("--beta", type=float, default=None, metavar="B", help="word insertion bonus (default: 1.0)")
+    g.add_argument("--hotword", action="append", default=[], metavar="WORD[:WEIGHT]",
+                   help="favour this word or phrase (repeatable; weight default 10, a log-prob bonus per word)")
+
+
+def make_beam_search(args):
+    """The BeamSearch named by the decoding options, or None for greedy. Exits 2 with one
+    line on bad options or an unusable language model."""
+    from .beam import DEFAULT_ALPHA, DEFAULT_BEAM_SIZE, DEFAULT_BETA, BeamOptions, BeamSearch, LMError, parse_hotword
+    beam, lm, hotwords = getattr(args, "beam_size", None), getattr(args, "lm", None), getattr(args, "hotword", None) or []
+    alpha, beta = getattr(args, "alpha", None), getattr(args, "beta", None)
+    if not beam and not lm and not hotwords:
+        if alpha is not None or beta is not None:
+            error("--alpha and --beta weigh a language model: give --lm PATH")
+            sys.exit(EXIT_USAGE)
+        return None
+    if beam is not None and beam < 1:
+        error(f"--beam-size must be at least 1 (got {beam})")
+        sys.exit(EXIT_USAGE)
+    for name, value in (("--alpha", alpha), ("--beta", beta)):
+        if value is not None and not math.isfinite(value):
+            error(f"{name} must be a finite number")
+            sys.exit(EXIT_USAGE)
+    try:
+        options = BeamOptions(beam_size=beam or DEFAULT_BEAM_SIZE,
+                              alpha=DEFAULT_ALPHA if alpha is None else alpha,
+                              beta=DEFAULT_BETA if beta is None else beta,
+                              hotwords=tuple(parse_hotword(h) for h in hotwords))
+        return BeamSearch(lm, options)
+    except (ValueError, LMError) as err:
+        error(str(err))
+        sys.exit(EXIT_USAGE)
+
+
 def make_decoder(args, model):
-    """A decoder factory from the decoding options (greedy unless asked otherwise)."""
-    return None
+    """A decoder factory from the decoding options (None: greedy). Exits 2 with one line on
+    bad options or an unusable language model."""
+    from .audio import FRAME_SECONDS
+    from .beam import BeamDecoder
+    from .decoding import time_offset
+    search = make_beam_search(args)
+    if search is None:
+        return None
+    frame_seconds, offset = FRAME_SECONDS * model.cfg.subsampling, time_offset(model)
+    return lambda: BeamDecoder(search, frame_seconds, offset)
 
 
 # --------------------------------------------------------------------------- transcribe
@@ -57,6 +108,7 @@ def add_transcribe(sub) -> None:
                    help="feed each file through the streaming recogniser in chunks, as a microphone would")
     p.add_argument("--chunk-ms", type=float, default=100.0, metavar="N", help="chunk size with --stream (default: 100)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    add_decoder_options(p)
     p.set_defaults(func=cmd_transcribe)
 
 
@@ -185,6 +237,7 @@ def add_evaluate(sub) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object (wer, cer, rtf, utterances, worst)")
     p.add_argument("--worst", type=int, default=10, metavar="N", help="how many worst utterances to list")
     p.add_argument("--limit", type=int, default=0, metavar="N", help="only the first N utterances")
+    add_decoder_options(p)
     p.set_defaults(func=cmd_evaluate)
 
 
@@ -221,7 +274,136 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
-COMMANDS = [add_transcribe, add_train, add_evaluate, add_models]
+# --------------------------------------------------------------------------- lm
+def add_lm(sub) -> None:
+    p = sub.add_parser("lm", help="build or convert n-gram language models for beam search",
+                       description="Build an n-gram language model from text, or convert pocketsphinx's English "
+                                   "model, for `--lm` (docs/lm.md).")
+    lm_sub = p.add_subparsers(dest="lm_command", metavar="ACTION")
+    lm_sub.required = True
+    b = lm_sub.add_parser("build", help="modified Kneser-Ney ARPA model from text (KenLM lmplz)",
+                          description="Estimate a modified Kneser-Ney n-gram model with KenLM's lmplz. Each line of "
+                                      "TEXT is a sentence, normalised exactly as training transcripts are. TEXT may "
+                                      "be plain text (.gz too; - for stdin) or a manifest (.tsv with a `text` column, "
+                                      ".jsonl). OUTPUT ending in .bin or .binary gives a KenLM binary (faster to load).")
+    b.add_argument("texts", nargs="+", metavar="TEXT")
+    b.add_argument("-o", "--output", required=True, metavar="FILE", help="the model to write (.arpa, or .bin)")
+    b.add_argument("--order", type=int, default=3, metavar="N", help="n-gram order (default: 3)")
+    b.add_argument("--exclude", action="append", default=[], metavar="MANIFEST",
+                   help="leave out every sentence of this manifest or text file (e.g. a dev set; repeatable)")
+    b.add_argument("--prune", type=int, nargs="+", metavar="N",
+                   help="lmplz count thresholds per order, e.g. --prune 0 0 1 drops singleton trigrams")
+    b.add_argument("--memory", default="1G", metavar="SIZE", help="lmplz sort memory (default: 1G; e.g. 20%%)")
+    b.set_defaults(func=cmd_lm_build)
+    c = lm_sub.add_parser("convert-pocketsphinx", help="pocketsphinx's English trigram model -> ARPA",
+                          description="Convert a pocketsphinx trie model (default: the en-us.lm.bin that the "
+                                      "pocketsphinx wheel ships, 72k words, BSD) to an ARPA file for --lm; with an "
+                                      "OUTPUT ending in .bin, to a KenLM binary (needs build_binary).")
+    c.add_argument("source", nargs="?", metavar="LM_BIN", help="pocketsphinx .lm.bin (default: the bundled en-us model)")
+    c.add_argument("-o", "--output", required=True, metavar="FILE")
+    c.add_argument("--all-words", action="store_true",
+                   help="keep words this recogniser cannot spell (with digits, dots, ...)")
+    c.set_defaults(func=cmd_lm_convert_pocketsphinx)
+
+
+def cmd_lm_build(args) -> int:
+    from .lm import LMBuildError, build_lm, manifest_texts
+    for path in args.exclude:
+        if not os.path.isfile(path):
+            error(f"{path}: no such file (--exclude)")
+            return EXIT_USAGE
+    try:
+        stats = build_lm(args.texts, args.output, args.order, manifest_texts(args.exclude), args.memory, args.prune)
+    except (LMBuildError, OSError, ValueError) as err:
+        error(str(err))
+        return EXIT_USAGE
+    counts = " ".join(f"{n}-grams={c}" for n, c in enumerate(stats["ngrams"], 1))
+    print(f"wrote {stats['output']} ({stats['bytes'] / 1e6:.1f} MB): {stats['sentences']} sentences, "
+          f"{stats['words']} words, {counts}; excluded {stats['excluded']} sentences")
+    return 0
+
+
+def cmd_lm_convert_pocketsphinx(args) -> int:
+    from .lm import LMBuildError, convert_pocketsphinx
+    try:
+        stats = convert_pocketsphinx(args.output, args.source, spellable_only=not args.all_words)
+    except (LMBuildError, OSError) as err:
+        error(str(err))
+        return EXIT_USAGE
+    counts = " ".join(f"{n}-grams={c}" for n, c in enumerate(stats["ngrams"], 1))
+    print(f"wrote {stats['output']} ({stats['bytes'] / 1e6:.1f} MB) from {stats['source']}: {counts}")
+    return 0
+
+
+# --------------------------------------------------------------------------- tune-lm
+def _floats(text: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers") from None
+    if not values or not all(math.isfinite(v) for v in values):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers")
+    return values
+
+
+def add_tune_lm(sub) -> None:
+    p = sub.add_parser("tune-lm", help="grid search of the LM weight (alpha) and word bonus (beta) on a dev set",
+                       description="Decode a dev manifest with every (alpha, beta) pair and print the WER surface "
+                                   "and the best pair. The acoustic model runs once per utterance.")
+    p.add_argument("manifest", metavar="MANIFEST")
+    add_model_option(p)
+    p.add_argument("--lm", required=True, metavar="PATH", help="ARPA or KenLM binary language model")
+    p.add_argument("--alphas", type=_floats, default=[0.0, 0.25, 0.5, 0.75, 1.0, 1.5], metavar="A,A,...",
+                   help="LM weights to try (default: 0,0.25,0.5,0.75,1,1.5)")
+    p.add_argument("--betas", type=_floats, default=[-1.0, 0.0, 1.0, 2.0, 3.0], metavar="B,B,...",
+                   help="word insertion bonuses to try (default: -1,0,1,2,3)")
+    p.add_argument("--beam-size", type=int, default=32, metavar="N", help="beams (default: 32)")
+    p.add_argument("--hotword", action="append", default=[], metavar="WORD[:WEIGHT]", help="as for transcribe")
+    p.add_argument("--limit", type=int, default=0, metavar="N", help="only the first N utterances")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_tune_lm)
+
+
+def cmd_tune_lm(args) -> int:
+    from tqdm import tqdm
+
+    from .data import ManifestReport, read_manifest
+    from .evaluate import tune_lm, utterance_log_probs
+    search = make_beam_search(args)  # checks the LM before the long part
+    model = load_model_or_exit(args)
+    try:
+        utts = read_manifest(args.manifest, report=ManifestReport())
+    except (OSError, ValueError) as err:
+        error(str(err))
+        return EXIT_USAGE
+    utts = utts[: args.limit] if args.limit else utts
+    bar = tqdm(total=len(utts), desc="acoustic model", unit="utt", file=sys.stderr, leave=False, disable=None)
+    log_probs, skipped = utterance_log_probs(model, utts, on_progress=lambda n: bar.update(1))
+    bar.close()
+    for s in skipped:
+        error(s["reason"])
+    if not log_probs:
+        error(f"{args.manifest}: no usable utterances")
+        return EXIT_FAILED_INPUT
+    bar = tqdm(total=len(args.alphas) * len(args.betas), desc="grid", unit="pair", file=sys.stderr, leave=False,
+               disable=None)
+    result = tune_lm(log_probs, search, args.alphas, args.betas, on_progress=lambda n: bar.update(1))
+    bar.close()
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    wer = {(g["alpha"], g["beta"]): g["wer"] for g in result["grid"]}
+    print(f"{result['utterances']} utterances, {result['words']} words; greedy WER {100 * result['greedy_wer']:.2f}%")
+    print("WER % (rows: alpha, columns: beta)")
+    print("alpha\\beta " + "".join(f"{b:>8g}" for b in args.betas))
+    for a in args.alphas:
+        print(f"{a:>10g} " + "".join(f"{100 * wer[(a, b)]:8.2f}" for b in args.betas))
+    best = result["best"]
+    print(f"best: --alpha {best['alpha']:g} --beta {best['beta']:g} (WER {100 * best['wer']:.2f}%)")
+    return 0
+
+
+COMMANDS = [add_transcribe, add_train, add_evaluate, add_models, add_lm, add_tune_lm]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -70,11 +70,13 @@ class Decoder(Protocol):
         to continue after the last frame fed."""
 
 
-def words_from_tokens(tokens: list[tuple[int, int, float]], frame_seconds: float) -> list[Word]:
+def words_from_tokens(tokens: list[tuple[int, int, float]], frame_seconds: float,
+                      time_offset: float = 0.0) -> list[Word]:
     """Emitted CTC tokens [(token id, output frame, prob)] -> words with times and confidences.
 
-    A word starts at its first character's frame and ends one frame after its last; its
-    confidence is the geometric mean of its characters' posteriors.
+    A word starts at its first character's frame and ends one frame after its last, plus
+    time_offset seconds (never before 0); its confidence is the geometric mean of its
+    characters' posteriors.
     """
     words, chars = [], []
 
@@ -82,7 +84,9 @@ def words_from_tokens(tokens: list[tuple[int, int, float]], frame_seconds: float
         if chars:
             text = "".join(VOCAB[t] for t, _, _ in chars)
             conf = math.exp(sum(math.log(max(p, 1e-10)) for _, _, p in chars) / len(chars))
-            words.append(Word(text, chars[0][1] * frame_seconds, (chars[-1][1] + 1) * frame_seconds, conf))
+            start = max(0.0, chars[0][1] * frame_seconds + time_offset)
+            end = max(start, (chars[-1][1] + 1) * frame_seconds + time_offset)
+            words.append(Word(text, start, end, conf))
             chars.clear()
 
     for tok in tokens:
@@ -94,16 +98,27 @@ def words_from_tokens(tokens: list[tuple[int, int, float]], frame_seconds: float
     return words
 
 
-class GreedyDecoder:
-    """Best path: argmax per frame, merge repeats, drop blanks. Incremental and exact."""
+def time_offset(model) -> float:
+    """Seconds to add to a model's word times: its card's `word_time_offset`, for a model
+    that habitually emits characters early or late (measured against an independent aligner
+    with benchmarks/word_times.py), else 0."""
+    return float((getattr(model, "card", None) or {}).get("word_time_offset", 0.0))
 
-    def __init__(self, frame_seconds: float):
+
+class GreedyDecoder:
+    """Best path: argmax per frame, merge repeats, drop blanks. Incremental and exact.
+
+    A character is timed at the first frame of its run; its posterior is the run's peak."""
+
+    def __init__(self, frame_seconds: float, time_offset: float = 0.0):
         self.frame_seconds = frame_seconds
+        self.time_offset = time_offset
         self.reset()
 
     def reset(self, frame_offset: int = 0) -> None:
         self.frame = frame_offset  # absolute index of the next output frame
         self.prev = BLANK_ID
+        self.run = False  # the current run of self.prev is the last token kept
         self.tokens: list[tuple[int, int, float]] = []  # (token, frame, posterior)
 
     def update(self, log_probs: Tensor) -> None:
@@ -115,6 +130,11 @@ class GreedyDecoder:
             if tok != self.prev and tok != BLANK_ID:
                 if not (tok == SPACE_ID and (not self.tokens or self.tokens[-1][0] == SPACE_ID)):
                     self.tokens.append((tok, self.frame + i, p))
+                    self.run = True
+                else:
+                    self.run = False
+            elif tok == self.prev and tok != BLANK_ID and self.run and p > self.tokens[-1][2]:
+                self.tokens[-1] = (tok, self.tokens[-1][1], p)  # the run's peak posterior
             self.prev = tok
         self.frame += len(best)
 
@@ -122,9 +142,10 @@ class GreedyDecoder:
         return "".join(VOCAB[t] for t, _, _ in self.tokens).strip()
 
     def finalize(self) -> list[Word]:
-        words = words_from_tokens(self.tokens, self.frame_seconds)
+        words = words_from_tokens(self.tokens, self.frame_seconds, self.time_offset)
         self.tokens = []
         self.prev = BLANK_ID
+        self.run = False
         return words
 
 

@@ -72,3 +72,48 @@ def evaluate(model: AcousticModel, utterances: list[Utterance], decoder: Callabl
         result["skipped_files"] = skipped
     return result
 
+
+
+@torch.inference_mode()
+def utterance_log_probs(model: AcousticModel, utterances: list[Utterance],
+                        on_progress: Callable[[int], None] | None = None) -> tuple[list, list[dict]]:
+    """[(utterance, log-probs (U, V))] of the readable utterances (the whole-utterance pass,
+    which a streaming model's chunked pass equals), and the skipped ones with reasons."""
+    from .features import log_mel
+    out, skipped = [], []
+    for i, utt in enumerate(utterances):
+        try:
+            feats = log_mel(load_audio(utt.path))
+        except AudioError as err:
+            skipped.append({"id": utt.id, "reason": str(err)})
+            continue
+        if len(feats):
+            lp, n = model(feats[None], torch.tensor([len(feats)]))
+            out.append((utt, lp[0, : int(n[0])].float()))
+        if on_progress:
+            on_progress(i + 1)
+    return out, skipped
+
+
+def tune_lm(log_probs: list, search, alphas: list[float], betas: list[float],
+            on_progress: Callable[[int], None] | None = None) -> dict:
+    """Grid search of the LM weight alpha and word bonus beta on precomputed log-probs.
+
+    log_probs: [(utterance, (U, V) tensor)] from `utterance_log_probs` (the acoustic model runs
+    once; only the beam search is repeated). search: a BeamSearch with a language model.
+    Returns greedy_wer, grid [{alpha, beta, wer}], best {alpha, beta, wer}, words.
+    """
+    from .decoding import greedy_text
+    refs = [u.text for u, _ in log_probs]
+    greedy = score(refs, [greedy_text(lp) for _, lp in log_probs])
+    grid, done = [], 0
+    for alpha in alphas:
+        for beta in betas:
+            search.set_weights(alpha, beta)
+            hyps = [" ".join(w for w, _ in search.search(lp)) for _, lp in log_probs]
+            grid.append({"alpha": alpha, "beta": beta, "wer": score(refs, hyps)["wer"]})
+            done += 1
+            if on_progress:
+                on_progress(done)
+    best = min(grid, key=lambda g: (g["wer"], g["alpha"], abs(g["beta"])))
+    return {"greedy_wer": greedy["wer"], "words": greedy["words"], "utterances": len(refs), "grid": grid, "best": best}

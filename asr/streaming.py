@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .audio import FRAME_SECONDS, SAMPLE_RATE, check_samples
-from .decoding import Decoder, GreedyDecoder, Result, Word, segments_from_words
+from .decoding import Decoder, GreedyDecoder, Result, Word, segments_from_words, time_offset
 from .features import StreamingLogMel
 from .model import AcousticModel, StreamState
 
@@ -32,7 +32,7 @@ class Recognizer:
                              "(or transcribe files without --stream)")
         self.model = model.eval()
         self.frame_seconds = FRAME_SECONDS * model.cfg.subsampling  # seconds per output frame
-        self.make_decoder = decoder or (lambda: GreedyDecoder(self.frame_seconds))
+        self.make_decoder = decoder or (lambda: GreedyDecoder(self.frame_seconds, time_offset(model)))
 
     def stream(self) -> "Stream":
         return Stream(self)

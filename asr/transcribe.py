@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from .audio import BLOCK_SECONDS, FRAME_SECONDS, HOP_LENGTH, SAMPLE_RATE, iter_blocks
-from .decoding import Decoder, GreedyDecoder, Result, segments_from_words
+from .decoding import Decoder, GreedyDecoder, Result, segments_from_words, time_offset
 from .features import log_mel
 from .model import AcousticModel
 from .streaming import Recognizer
@@ -25,7 +25,7 @@ SEARCH_SECONDS = 5.0  # a cut is placed at the quietest point in the window's la
 
 def make_decoder_factory(model: AcousticModel, decoder: Callable[[], Decoder] | None) -> Callable[[], Decoder]:
     frame_seconds = FRAME_SECONDS * model.cfg.subsampling
-    return decoder or (lambda: GreedyDecoder(frame_seconds))
+    return decoder or (lambda: GreedyDecoder(frame_seconds, time_offset(model)))
 
 
 def transcribe(model: AcousticModel, path: str | os.PathLike, decoder: Callable[[], Decoder] | None = None,

@@ -53,4 +53,6 @@ if [ "$dev" = 1 ]; then
 else
   .venv/bin/python -m pip install -q -e .
 fi
+# KenLM's lmplz and build_binary for `asr lm build` (compiled once, then cached).
+bash scripts/install-kenlm-tools.sh .venv
 say "ready: .venv/bin/asr --help"

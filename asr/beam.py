@@ -1,0 +1,348 @@
+"""Beam search over CTC log-probs with an n-gram language model, hotwords, and word times
+and confidences from the best hypothesis' frame alignment.
+
+The search is pyctcdecode's CTC prefix beam search with shallow fusion of a KenLM model
+(ARPA or KenLM binary): score = log P_ctc + alpha * ln P_lm + beta * words (+ hotword
+bonuses). `BeamSearch` holds the loaded language model and the options and is shared by any
+number of `BeamDecoder`s, one per stream, which implement the `Decoder` interface: partial
+results stay greedy (cheap, every chunk), and each segment's final result is beam searched
+when the segment ends, with the language model's context carried over from the stream's
+previous segments.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .decoding import GreedyDecoder, Word, words_from_tokens
+from .text import BLANK_ID, SPACE_ID, VOCAB, encode, normalize
+
+# pyctcdecode warns about small unigram lists and ARPA loading through `logging`; our own
+# errors say what matters.
+logging.getLogger("pyctcdecode").setLevel(logging.ERROR)
+
+DEFAULT_BEAM_SIZE = 32
+DEFAULT_ALPHA = 0.5  # language model weight (tune with `asr tune-lm`)
+DEFAULT_BETA = 1.0  # word insertion bonus
+DEFAULT_HOTWORD_WEIGHT = 10.0  # natural-log bonus per hotword (pyctcdecode's default)
+MIN_LOGP = math.log(1e-15)  # log-probs are clipped here, as pyctcdecode does
+
+
+class LMError(Exception):
+    """A language model file that is missing or unusable; str() is one line "PATH: reason"."""
+
+
+@dataclass(frozen=True)
+class BeamOptions:
+    beam_size: int = DEFAULT_BEAM_SIZE
+    alpha: float = DEFAULT_ALPHA
+    beta: float = DEFAULT_BETA
+    hotwords: tuple[tuple[str, float], ...] = ()  # (normalised word or phrase, weight)
+    beam_prune_logp: float = -10.0  # drop beams this far below the best
+    token_min_logp: float = -5.0  # characters below this log-prob are not expanded (unless argmax)
+
+
+def parse_hotword(spec: str) -> tuple[str, float]:
+    """'WORD[:WEIGHT]' -> (normalised word, weight). Raises ValueError with a one-line reason."""
+    word, sep, weight = spec.rpartition(":") if re.search(r":[-+0-9.eE]+$", spec) else (spec, "", "")
+    text = normalize(word)
+    if not text:
+        raise ValueError(f"hotword {spec!r} has no letters")
+    try:
+        value = float(weight) if sep else DEFAULT_HOTWORD_WEIGHT
+    except ValueError:
+        raise ValueError(f"hotword {spec!r}: weight must be a number") from None
+    if not math.isfinite(value):
+        raise ValueError(f"hotword {spec!r}: weight must be finite")
+    return text, value
+
+
+# --------------------------------------------------------------------------- language model
+def _kenlm_reason(message: str) -> str:
+    """KenLM's long C++ exception text -> its human part, on one line."""
+    m = re.search(r"threw \w+\.?\s*(?:because `[^']*'\.?\s*)?(.*?)\)?$", message, re.S)
+    reason = (m.group(1) if m else message).strip()
+    reason = re.sub(r"\s*Byte: (\d+)\.?$", r" (at byte \1)", reason)
+    return " ".join(reason.split()) or "unreadable"
+
+
+def _read_unigrams(path: str) -> list[str] | None:
+    """The 1-gram words of an ARPA file, or of a `PATH.vocab` file (one word a line) beside a
+    KenLM binary; None when there are neither."""
+    vocab = path + ".vocab"
+    if os.path.exists(vocab):
+        with open(vocab, encoding="utf-8", errors="replace") as f:
+            return [w for w in (line.strip() for line in f) if w]
+    with open(path, "rb") as f:
+        if f.read(4096).lstrip()[:6] != b"\\data\\":
+            return None  # a KenLM binary
+    words, inside = [], False
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            line = line.strip()
+            if line == "\\1-grams:":
+                inside = True
+            elif inside and line.startswith("\\"):
+                break
+            elif inside and line:
+                parts = line.split()
+                if len(parts) >= 2:
+                    words.append(parts[1])
+    return words
+
+
+def _make_language_model(kenlm_model, unigrams: list[str] | None, alpha: float, beta: float):
+    """pyctcdecode's LanguageModel over a KenLM model, with two changes: an upper-case LM
+    (such as LibriSpeech's) is queried in upper case, since our transcripts are lower case;
+    and it can start from a given context (`state_after`)."""
+    import kenlm
+    from pyctcdecode.constants import LOG_BASE_CHANGE_FACTOR
+    from pyctcdecode.language_model import LanguageModel
+    from pygtrie import CharTrie
+
+    specials = {"<s>", "</s>", "<unk>", "<UNK>"}
+    words = [w for w in unigrams or [] if w not in specials]
+    upper = bool(words) and sum(w.isupper() for w in words) > 0.5 * len(words)
+    lm_case = str.upper if upper else str
+
+    class CasedLanguageModel(LanguageModel):
+        def score(self, prev_state, word, is_last_word=False):
+            if not word:  # a hypothesis ending in a space: no word to score (pyctcdecode scores <unk>)
+                end = self._get_raw_end_score(prev_state) if is_last_word else 0.0
+                return self.alpha * end * LOG_BASE_CHANGE_FACTOR, prev_state
+            state = kenlm.State()
+            lm_word = lm_case(word)
+            score = self._kenlm_model.BaseScore(prev_state, lm_word, state)
+            if (self._unigram_set and word not in self._unigram_set) or lm_word not in self._kenlm_model:
+                score += self.unk_score_offset
+            if is_last_word:
+                score += self._get_raw_end_score(state)
+            return self.alpha * score * LOG_BASE_CHANGE_FACTOR + self.beta, state
+
+        def state_after(self, context: list[str]):
+            """The KenLM state after <s> and these words (only the last order-1 matter)."""
+            state = self.get_start_state()
+            for w in context[-(self.order - 1):] if self.order > 1 else []:
+                out = kenlm.State()
+                self._kenlm_model.BaseScore(state, lm_case(w), out)
+                state = out
+            return state
+
+    lm = CasedLanguageModel(kenlm_model, None, alpha=alpha, beta=beta)
+    known = {w.lower() for w in words if w in kenlm_model}
+    lm._unigram_set = known  # what pyctcdecode's constructor would set from lower-case words
+    lm._char_trie = CharTrie.fromkeys(known) if known else None
+    return lm
+
+
+def load_language_model(path: str | os.PathLike, alpha: float = DEFAULT_ALPHA, beta: float = DEFAULT_BETA):
+    """Load an ARPA or KenLM binary model for the beam search. Raises LMError (one line)."""
+    import kenlm
+
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise LMError(f"{path}: no such language model file")
+    if os.path.isdir(path):
+        raise LMError(f"{path}: is a folder, not a language model file")
+    if os.path.getsize(path) == 0:
+        raise LMError(f"{path}: empty file, not a language model")
+    config = kenlm.Config()
+    config.show_progress = False
+    config.arpa_complain = kenlm.ARPALoadComplain.NONE
+    try:
+        with _quiet_stderr():
+            model = kenlm.Model(path, config)
+    except (OSError, RuntimeError, ValueError) as err:
+        raise LMError(f"{path}: not a usable ARPA or KenLM binary language model: {_kenlm_reason(str(err))}") from None
+    try:
+        unigrams = _read_unigrams(path)
+    except OSError as err:
+        raise LMError(f"{path}: {err.strerror or err}") from None
+    return _make_language_model(model, unigrams, alpha, beta)
+
+
+class _quiet_stderr:
+    """Silence file descriptor 2 (KenLM prints loading notes from C++)."""
+
+    def __enter__(self):
+        import sys
+        sys.stderr.flush()
+        self.saved = os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+
+    def __exit__(self, *exc):
+        os.dup2(self.saved, 2)
+        os.close(self.saved)
+        return False
+
+
+# --------------------------------------------------------------------------- hotwords
+def _hotword_scorer(hotwords: Iterable[tuple[str, float]]):
+    """pyctcdecode's HotwordScorer with a weight per hotword."""
+    from pyctcdecode.language_model import HotwordScorer
+    from pygtrie import CharTrie
+
+    weights: dict[str, float] = {}
+    for phrase, weight in hotwords:
+        for word in phrase.split():
+            weights[word] = max(weights.get(word, weight), weight)
+    if not weights:
+        return HotwordScorer.build_scorer(None)
+
+    class WeightedHotwords(HotwordScorer):
+        def score(self, text: str) -> float:
+            return sum(weights[m] for m in self._match_ptn.findall(text))
+
+        def score_partial_token(self, token: str) -> float:
+            if token not in self:
+                return 0.0
+            shortest = next(self._char_trie.iterkeys(token, shallow=True))
+            return weights[shortest] * len(token) / len(shortest)
+
+    ordered = sorted(weights, key=len, reverse=True)  # longest match first
+    pattern = re.compile("|".join(r"(?<!\S)" + re.escape(w) + r"(?!\S)" for w in ordered))
+    return WeightedHotwords(pattern, CharTrie.fromkeys(sorted(weights, key=len)), 0.0)
+
+
+# --------------------------------------------------------------------------- search
+class BeamSearch:
+    """The loaded language model and options, shared by every stream's BeamDecoder.
+
+    lm: path of an ARPA or KenLM binary file, or None for a beam search without LM.
+    """
+
+    def __init__(self, lm: str | os.PathLike | None = None, options: BeamOptions = BeamOptions()):
+        from pyctcdecode.alphabet import Alphabet
+        from pyctcdecode.decoder import BeamSearchDecoderCTC
+
+        self.options = options
+        self.language_model = None if lm is None else load_language_model(lm, options.alpha, options.beta)
+        labels = [""] + list(VOCAB[1:])  # "" is pyctcdecode's blank
+        self._decoder = BeamSearchDecoderCTC(Alphabet(labels, False), self.language_model)
+        self._hotwords = _hotword_scorer(options.hotwords)
+
+    def set_weights(self, alpha: float, beta: float) -> None:
+        """Change alpha and beta without reloading the language model (for tuning)."""
+        if self.language_model is not None:
+            self.language_model.reset_params(alpha=float(alpha), beta=float(beta))
+
+    def context_state(self, context: list[str]):
+        """LM state after the stream's earlier words (None: sentence start, or no LM)."""
+        if self.language_model is None or not context:
+            return None
+        return self.language_model.state_after(context)
+
+    def search(self, log_probs: Tensor | np.ndarray, context: list[str] | None = None
+               ) -> list[tuple[str, tuple[int, int]]]:
+        """Best hypothesis for log_probs (U, V): [(word, (first frame, last frame + 1))],
+        frames relative to log_probs. context: earlier words of the stream (LM history)."""
+        lp = log_probs.numpy() if isinstance(log_probs, Tensor) else np.asarray(log_probs)
+        if lp.shape[0] == 0:
+            return []
+        lp = np.clip(lp.astype(np.float32, copy=False), MIN_LOGP, 0.0)
+        o = self.options
+        # pyctcdecode's own decode_beams() builds a single-weight hotword scorer and cannot be
+        # given ours; _decode_logits (pyctcdecode 0.5, pinned) is the search it wraps.
+        beams = self._decoder._decode_logits(
+            lp, beam_width=o.beam_size, beam_prune_logp=o.beam_prune_logp, token_min_logp=o.token_min_logp,
+            prune_history=True, hotword_scorer=self._hotwords, lm_start_state=self.context_state(context or []))
+        return beams[0][2] if beams else []
+
+    def words(self, log_probs: Tensor, frame_offset: int, frame_seconds: float,
+              context: list[str] | None = None, time_offset: float = 0.0) -> list[Word]:
+        """Beam search log_probs (U, V) and time the words: absolute times in seconds, and
+        confidences in 0..1 (see `align_words`)."""
+        lp = torch.as_tensor(log_probs, dtype=torch.float32)
+        words = [w for w, _ in self.search(lp, context)]
+        return align_words(lp, words, frame_offset, frame_seconds, time_offset)
+
+
+def align_words(log_probs: Tensor, words: list[str], frame_offset: int, frame_seconds: float,
+                time_offset: float = 0.0) -> list[Word]:
+    """Time a hypothesis on the log-probs it was decoded from: Words with times in seconds
+    and confidences in 0..1.
+
+    The words, joined by spaces, are force-aligned to log_probs (U, V) (CTC Viterbi,
+    torchaudio): the best single path that spells them. A character is emitted at the first
+    frame of its run in that path, and its confidence is its highest posterior in the run
+    (CTC posteriors are peaky); a word's confidence is the geometric mean of its characters',
+    as the greedy decoder computes it. A word starts at its first character's frame and ends
+    one frame after its last; time_offset (seconds, from the model card) corrects a model's
+    habitual emission delay.
+    """
+    from torchaudio.functional import forced_align
+
+    if not words:
+        return []
+    ids = encode(" ".join(words))
+    try:
+        path, scores = forced_align(log_probs[None], torch.tensor([ids], dtype=torch.int32), blank=BLANK_ID)
+    except RuntimeError:  # more characters than frames: cannot come from a CTC path
+        step = log_probs.shape[0] / len(ids)
+        tokens = [(t, frame_offset + int(i * step), 0.0) for i, t in enumerate(ids)]
+        return words_from_tokens(tokens, frame_seconds, time_offset)
+    path, probs = path[0].tolist(), scores[0].exp().tolist()
+    tokens: list[list] = []  # [token, absolute frame, peak posterior]
+    prev = BLANK_ID
+    for i, (t, p) in enumerate(zip(path, probs)):
+        if t != BLANK_ID:
+            if t != prev:
+                tokens.append([t, frame_offset + i, p])
+            else:
+                tokens[-1][2] = max(tokens[-1][2], p)
+        prev = t
+    return words_from_tokens([tuple(t) for t in tokens], frame_seconds, time_offset)
+
+
+class BeamDecoder:
+    """The Decoder interface over a shared BeamSearch.
+
+    Partial results are greedy; `finalize` beam-searches the whole segment with the stream's
+    earlier words as the language model's context, so the LM sees across endpoints.
+    """
+
+    def __init__(self, search: BeamSearch, frame_seconds: float, time_offset: float = 0.0):
+        self.search = search
+        self.frame_seconds = frame_seconds
+        self.time_offset = time_offset  # seconds added to word times (the model card's word_time_offset)
+        self.greedy = GreedyDecoder(frame_seconds, time_offset)
+        self.context: list[str] = []
+        self.reset()
+
+    def reset(self, frame_offset: int = 0) -> None:
+        """Start afresh at frame_offset (no LM context)."""
+        self.frame = self.start = frame_offset
+        self.chunks: list[Tensor] = []
+        self.context = []
+        self.greedy.reset(frame_offset)
+
+    def update(self, log_probs: Tensor) -> None:
+        if log_probs.shape[0] == 0:
+            return
+        self.chunks.append(log_probs.detach().float().cpu())
+        self.greedy.update(log_probs)
+        self.frame += log_probs.shape[0]
+
+    def partial(self) -> str:
+        return self.greedy.partial()
+
+    def finalize(self) -> list[Word]:
+        words = []
+        if self.chunks:
+            lp = torch.cat(self.chunks)
+            words = self.search.words(lp, self.start, self.frame_seconds, self.context, self.time_offset)
+        self.context = (self.context + [w.word for w in words])[-8:]
+        self.start = self.frame
+        self.chunks = []
+        self.greedy.finalize()
+        return words
