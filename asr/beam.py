@@ -11,6 +11,7 @@ previous segments.
 """
 from __future__ import annotations
 
+import gzip
 import logging
 import math
 import os
@@ -68,24 +69,31 @@ def parse_hotword(spec: str) -> tuple[str, float]:
 # --------------------------------------------------------------------------- language model
 def _kenlm_reason(message: str) -> str:
     """KenLM's long C++ exception text -> its human part, on one line."""
-    m = re.search(r"threw \w+\.?\s*(?:because `[^']*'\.?\s*)?(.*?)\)?$", message, re.S)
+    m = re.search(r"threw \w+\.?\s*(?:because `[^']*'\.?\s*)?(.*?)\)?$", message, re.S) \
+        or re.search(r"^Cannot read model '.*?' \((.*)\)$", message, re.S)
     reason = (m.group(1) if m else message).strip()
-    reason = re.sub(r"\s*Byte: (\d+)\.?$", r" (at byte \1)", reason)
-    return " ".join(reason.split()) or "unreadable"
+    reason = re.sub(r"(at byte (\d+))\s*Byte: \2", r"\1", reason)
+    reason = re.sub(r"\.?\s*Byte: (\d+)\.?$", r" (at byte \1)", reason)
+    reason = "".join(c if c.isprintable() else " " for c in reason)
+    reason = " ".join(reason.split()) or "unreadable"
+    return reason if len(reason) <= 200 else reason[:197] + "..."
 
 
 def _read_unigrams(path: str) -> list[str] | None:
-    """The 1-gram words of an ARPA file, or of a `PATH.vocab` file (one word a line) beside a
-    KenLM binary; None when there are neither."""
+    """The 1-gram words of an ARPA file (gzipped or not), or of a `PATH.vocab` file (one word
+    a line) beside a KenLM binary; None when there are neither."""
     vocab = path + ".vocab"
     if os.path.exists(vocab):
         with open(vocab, encoding="utf-8", errors="replace") as f:
             return [w for w in (line.strip() for line in f) if w]
     with open(path, "rb") as f:
+        zipped = f.read(2) == b"\x1f\x8b"
+    opener = gzip.open if zipped else open
+    with opener(path, "rb") as f:
         if f.read(4096).lstrip()[:6] != b"\\data\\":
             return None  # a KenLM binary
     words, inside = [], False
-    with open(path, encoding="utf-8", errors="replace") as f:
+    with opener(path, "rt", encoding="utf-8", errors="replace") as f:
         for line in f:
             line = line.strip()
             if line == "\\1-grams:":
@@ -154,6 +162,10 @@ def load_language_model(path: str | os.PathLike, alpha: float = DEFAULT_ALPHA, b
         raise LMError(f"{path}: is a folder, not a language model file")
     if os.path.getsize(path) == 0:
         raise LMError(f"{path}: empty file, not a language model")
+    with open(path, "rb") as f:
+        head = f.read(32)
+    if head.startswith(b"Trie Language Model"):
+        raise LMError(f"{path}: a pocketsphinx model; convert it with `asr lm convert-pocketsphinx {path} -o LM.arpa`")
     config = kenlm.Config()
     config.show_progress = False
     config.arpa_complain = kenlm.ARPALoadComplain.NONE
@@ -197,7 +209,16 @@ def _hotword_scorer(hotwords: Iterable[tuple[str, float]]):
         for word in phrase.split():
             weights[word] = max(weights.get(word, weight), weight)
     if not weights:
-        return HotwordScorer.build_scorer(None)
+        class NoHotwords(HotwordScorer):  # pyctcdecode's empty scorer still searches a trie per beam and frame
+            def __contains__(self, item: str) -> bool:
+                return False
+
+            def score(self, text: str) -> float:
+                return 0.0
+
+            def score_partial_token(self, token: str) -> float:
+                return 0.0
+        return NoHotwords(re.compile(r"^\b$"), CharTrie(), 0.0)
 
     class WeightedHotwords(HotwordScorer):
         def score(self, text: str) -> float:
@@ -251,6 +272,7 @@ class BeamSearch:
             return []
         lp = np.clip(lp.astype(np.float32, copy=False), MIN_LOGP, 0.0)
         o = self.options
+        lp = _drop_blank_runs(lp, o.token_min_logp)
         # pyctcdecode's own decode_beams() builds a single-weight hotword scorer and cannot be
         # given ours; _decode_logits (pyctcdecode 0.5, pinned) is the search it wraps.
         beams = self._decoder._decode_logits(
@@ -302,6 +324,22 @@ def align_words(log_probs: Tensor, words: list[str], frame_offset: int, frame_se
                 tokens[-1][2] = max(tokens[-1][2], p)
         prev = t
     return words_from_tokens([tuple(t) for t in tokens], frame_seconds, time_offset)
+
+
+def _drop_blank_runs(lp: np.ndarray, token_min_logp: float) -> np.ndarray:
+    """Keep one frame of each run of frames where only the blank can be expanded.
+
+    In such a frame every beam takes the blank and gains the same log-prob, so after the
+    first frame of a run the search's ranking, merging and pruning cannot change: dropping
+    the rest gives the same hypotheses (the frame indices change, which is why words are
+    timed by `align_words` on the full log-probs) and saves most of the search's time, since
+    CTC output is mostly confident blanks.
+    """
+    only_blank = (lp[:, 1:].max(axis=1) < token_min_logp) & (lp.argmax(axis=1) == BLANK_ID)
+    repeat = only_blank.copy()
+    repeat[1:] &= only_blank[:-1]
+    repeat[0] = False
+    return lp[~repeat] if repeat.any() else lp
 
 
 class BeamDecoder:

@@ -56,14 +56,14 @@ def make_beam_search(args):
     from .beam import DEFAULT_ALPHA, DEFAULT_BEAM_SIZE, DEFAULT_BETA, BeamOptions, BeamSearch, LMError, parse_hotword
     beam, lm, hotwords = getattr(args, "beam_size", None), getattr(args, "lm", None), getattr(args, "hotword", None) or []
     alpha, beta = getattr(args, "alpha", None), getattr(args, "beta", None)
+    if beam is not None and beam < 1:
+        error(f"--beam-size must be at least 1 (got {beam})")
+        sys.exit(EXIT_USAGE)
     if not beam and not lm and not hotwords:
         if alpha is not None or beta is not None:
             error("--alpha and --beta weigh a language model: give --lm PATH")
             sys.exit(EXIT_USAGE)
         return None
-    if beam is not None and beam < 1:
-        error(f"--beam-size must be at least 1 (got {beam})")
-        sys.exit(EXIT_USAGE)
     for name, value in (("--alpha", alpha), ("--beta", beta)):
         if value is not None and not math.isfinite(value):
             error(f"{name} must be a finite number")
@@ -304,6 +304,27 @@ def add_lm(sub) -> None:
     c.add_argument("--all-words", action="store_true",
                    help="keep words this recogniser cannot spell (with digits, dots, ...)")
     c.set_defaults(func=cmd_lm_convert_pocketsphinx)
+    k = lm_sub.add_parser("binary", help="ARPA -> KenLM binary (loads much faster)",
+                          description="Convert an ARPA model (.arpa or .arpa.gz, e.g. LibriSpeech's) to a KenLM binary "
+                                      "trie with KenLM's build_binary, and list its words in OUTPUT.vocab.")
+    k.add_argument("arpa", metavar="ARPA")
+    k.add_argument("-o", "--output", required=True, metavar="FILE")
+    k.add_argument("--memory", default="1G", metavar="SIZE", help="build_binary memory (default: 1G)")
+    k.set_defaults(func=cmd_lm_binary)
+
+
+def cmd_lm_binary(args) -> int:
+    from .lm import LMBuildError, to_binary
+    if not os.path.isfile(args.arpa):
+        error(f"{args.arpa}: no such file")
+        return EXIT_USAGE
+    try:
+        to_binary(args.arpa, args.output, args.memory)
+    except (LMBuildError, OSError) as err:
+        error(str(err))
+        return EXIT_USAGE
+    print(f"wrote {args.output} ({os.path.getsize(args.output) / 1e6:.1f} MB) and {args.output}.vocab")
+    return 0
 
 
 def cmd_lm_build(args) -> int:

@@ -126,7 +126,8 @@ def build_lm(texts: list[str], output: str | os.PathLike, order: int = 3, exclud
     lmplz = _require("lmplz")
     output = Path(output)
     binary = output.suffix in (".bin", ".binary")
-    build_binary = _require("build_binary") if binary else None
+    if binary:
+        _require("build_binary")
     output.parent.mkdir(parents=True, exist_ok=True)
     stats: dict = {}
     with tempfile.TemporaryDirectory(prefix="asr-lm-", dir=output.parent) as tmp:
@@ -164,15 +165,27 @@ def build_lm(texts: list[str], output: str | os.PathLike, order: int = 3, exclud
             raise LMBuildError(f"lmplz failed: {_last_error(message)}")
         stats["ngrams"] = arpa_counts(arpa)
         if binary:
-            result = subprocess.run([build_binary, "-S", memory, "-T", tmp, "trie", str(arpa), str(output)],
-                                    capture_output=True, text=True)
-            if result.returncode != 0:
-                raise LMBuildError(f"build_binary failed: {_last_error(result.stderr)}")
-            write_vocab(arpa, output.with_name(output.name + ".vocab"))
+            to_binary(arpa, output, memory)
         else:
             os.replace(arpa, output)
     stats.update(output=str(output), bytes=output.stat().st_size)
     return stats
+
+
+def to_binary(arpa: str | os.PathLike, output: str | os.PathLike, memory: str = "1G") -> None:
+    """ARPA (or .arpa.gz) -> KenLM binary (trie) with KenLM's build_binary, and the model's
+    words in OUTPUT.vocab (a binary does not list them; the beam search needs them)."""
+    build_binary = _require("build_binary")
+    output = Path(output)
+    with tempfile.TemporaryDirectory(prefix="asr-lm-", dir=output.parent) as tmp:
+        partial = Path(tmp) / "model.bin"
+        result = subprocess.run([build_binary, "-S", memory, "-T", tmp, "trie", str(arpa), str(partial)],
+                                capture_output=True, text=True)
+        if result.returncode != 0:
+            raise LMBuildError(f"{arpa}: build_binary failed: {_last_error(result.stderr)}")
+        write_vocab(arpa, Path(tmp) / "model.vocab")
+        os.replace(partial, output)
+        os.replace(Path(tmp) / "model.vocab", output.with_name(output.name + ".vocab"))
 
 
 def _last_error(log: str) -> str:
@@ -199,7 +212,8 @@ def arpa_counts(path: str | os.PathLike) -> list[int]:
 def write_vocab(arpa: str | os.PathLike, path: str | os.PathLike) -> None:
     """The 1-gram words of an ARPA file, one a line (the word list for a KenLM binary)."""
     inside = False
-    with open(arpa, encoding="utf-8", errors="replace") as f, open(path, "w", encoding="utf-8") as out:
+    opener = gzip.open if str(arpa).endswith(".gz") else open
+    with opener(arpa, "rt", encoding="utf-8", errors="replace") as f, open(path, "w", encoding="utf-8") as out:
         for line in f:
             line = line.strip()
             if line == "\\1-grams:":
@@ -346,5 +360,13 @@ def convert_pocketsphinx(output: str | os.PathLike, source: str | None = None, s
     if not os.path.isfile(source):
         raise LMBuildError(f"{source}: no such file")
     words, ngrams = read_pocketsphinx_trie(source)
-    counts = write_arpa(words, ngrams, output, (lambda w: bool(_SPELLABLE.match(w))) if spellable_only else None)
-    return {"source": source, "output": str(output), "ngrams": counts, "bytes": os.path.getsize(output)}
+    keep = (lambda w: bool(_SPELLABLE.match(w))) if spellable_only else None
+    output = Path(output)
+    if output.suffix in (".bin", ".binary"):
+        _require("build_binary")
+        with tempfile.TemporaryDirectory(prefix="asr-lm-", dir=output.parent) as tmp:
+            counts = write_arpa(words, ngrams, Path(tmp) / "model.arpa", keep)
+            to_binary(Path(tmp) / "model.arpa", output)
+    else:
+        counts = write_arpa(words, ngrams, output, keep)
+    return {"source": source, "output": str(output), "ngrams": counts, "bytes": output.stat().st_size}

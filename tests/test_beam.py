@@ -1,0 +1,231 @@
+"""Beam search with an n-gram LM, hotwords, word times and confidences, on real audio.
+
+`tiny_model` transcribes its eight clips perfectly; `weak_model` is the same recipe stopped
+early, so it misspells them as a small acoustic model does. `cathy_lm` is a 3-gram built by
+`asr lm build` from Cathy training prompts (tests/data/lm/README.md).
+"""
+import gzip
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from asr.audio import SAMPLE_RATE, load_audio
+from asr.beam import (BeamDecoder, BeamOptions, BeamSearch, LMError, _drop_blank_runs, align_words,
+                      load_language_model, parse_hotword)
+from asr.decoding import GreedyDecoder, greedy_text
+from asr.evaluate import score
+from asr.features import log_mel
+from asr.streaming import Recognizer
+from asr.text import encode
+from asr.transcribe import transcribe
+
+FRAME = 0.04
+
+
+@pytest.fixture(scope="module")
+def weak_model(data_dir):
+    from asr.checkpoint import load_model
+    return load_model(data_dir / "tiny_weak.pt")
+
+
+@pytest.fixture(scope="module")
+def cathy_lm(data_dir):
+    return data_dir / "lm" / "cathy-3gram.arpa.gz"
+
+
+@torch.inference_mode()
+def log_probs_of(model, path):
+    feats = log_mel(load_audio(path))
+    lp, n = model(feats[None], torch.tensor([len(feats)]))
+    return lp[0, : int(n[0])]
+
+
+@pytest.fixture(scope="module")
+def weak_log_probs(weak_model, cathy_clips):
+    return [(log_probs_of(weak_model, p), text) for p, text in cathy_clips]
+
+
+def endpoint(model, path) -> tuple[int, int]:
+    """An endpoint where a stream would cut, in a pause: (words before it, sample index) in
+    the middle of the longest run of blank or space frames between words."""
+    best = log_probs_of(model, path).argmax(-1).tolist()
+    runs, start = [], None
+    for i, t in enumerate(best + [2]):
+        if t <= 1 and start is None:
+            start = i
+        elif t > 1 and start is not None:
+            runs.append((i - start, start, i))
+            start = None
+    length, a, b = max(r for r in runs if r[1] > 0 and r[2] < len(best))
+    middle = (a + b) // 2
+    words_before = len(greedy_text(log_probs_of(model, path)[:middle]).split())
+    # after N samples the model has emitted (N - 240) // 640 - lookahead frames (the STFT
+    # window's half and the lookahead are still to come)
+    return words_before, (middle + model.cfg.lookahead) * 640 + 320
+
+
+def beam(search):
+    return lambda: BeamDecoder(search, FRAME)
+
+
+def test_beam_without_lm_equals_greedy_on_a_confident_model(tiny_model, cathy_clips):
+    search = BeamSearch(None, BeamOptions(beam_size=8))
+    for path, text in cathy_clips[:4]:
+        greedy = transcribe(tiny_model, path)
+        result = transcribe(tiny_model, path, beam(search))
+        assert result.text == greedy.text == text
+        # the same path: identical times and confidences
+        assert [(w.word, w.start, w.end, round(w.conf, 6)) for w in result.words] == \
+               [(w.word, w.start, w.end, round(w.conf, 6)) for w in greedy.words]
+
+
+def test_lm_corrects_what_greedy_misspells(weak_log_probs, cathy_lm):
+    refs = [t for _, t in weak_log_probs]
+    greedy = [greedy_text(lp) for lp, _ in weak_log_probs]
+    search = BeamSearch(cathy_lm, BeamOptions(beam_size=32, alpha=0.8, beta=1.0))
+    with_lm = [" ".join(w for w, _ in search.search(lp)) for lp, _ in weak_log_probs]
+    fixed = [i for i, (g, b, r) in enumerate(zip(greedy, with_lm, refs)) if g != r and b == r]
+    assert fixed, f"no misspelled clip corrected: greedy {greedy}, beam+LM {with_lm}"
+    assert score(refs, with_lm)["wer"] < score(refs, greedy)["wer"] - 0.1
+
+
+def test_blank_run_collapse_gives_the_same_hypotheses(weak_log_probs, cathy_lm, monkeypatch):
+    lp = weak_log_probs[0][0].numpy()
+    kept = _drop_blank_runs(np.clip(lp, np.log(1e-15), 0), -5.0)
+    assert 0 < len(kept) < len(lp)  # it does drop frames
+    search = BeamSearch(cathy_lm, BeamOptions(beam_size=16))
+    fast = [[w for w, _ in search.search(x)] for x, _ in weak_log_probs[:4]]
+    monkeypatch.setattr("asr.beam._drop_blank_runs", lambda lp, _: lp)
+    slow = [[w for w, _ in search.search(x)] for x, _ in weak_log_probs[:4]]
+    assert fast == slow
+
+
+def test_hotword_recovers_a_rare_word_greedy_misses(weak_log_probs):
+    target = "jeanne"
+    lp, ref = next((lp, t) for lp, t in weak_log_probs if target in t.split())
+    assert target not in greedy_text(lp).split()
+    plain = BeamSearch(None, BeamOptions(beam_size=32))
+    assert target not in [w for w, _ in plain.search(lp)]
+    hot = BeamSearch(None, BeamOptions(beam_size=32, hotwords=(parse_hotword(target),)))
+    assert target in [w for w, _ in hot.search(lp)]
+
+
+def test_parse_hotword():
+    assert parse_hotword("Jeanne") == ("jeanne", 10.0)
+    assert parse_hotword("north country:6.5") == ("north country", 6.5)
+    assert parse_hotword("3:2") == ("three", 2.0)
+    with pytest.raises(ValueError, match="no letters"):
+        parse_hotword("::")
+
+
+def test_lm_context_carries_over_segments(cathy_lm):
+    import kenlm
+    lm = load_language_model(cathy_lm)
+    model = lm._kenlm_model
+    # scoring from the context state equals KenLM's own conditional score
+    state = lm.state_after(["the", "danger"])
+    expected = model.score("the danger trail", bos=True, eos=False) - model.score("the danger", bos=True, eos=False)
+    out = kenlm.State()
+    assert model.BaseScore(state, "trail", out) == pytest.approx(expected, abs=1e-4)
+    assert model.BaseScore(lm.get_start_state(), "trail", out) < expected - 0.5  # context matters
+
+
+def test_streaming_segments_keep_lm_context(tiny_model, cathy_clips, cathy_lm):
+    search = BeamSearch(cathy_lm, BeamOptions(beam_size=16))
+    seen = []
+    original = search.search
+    search.search = lambda lp, context=None: seen.append(list(context or [])) or original(lp, context)
+    path, text = cathy_clips[0]  # "author of the danger trail philip steels etc"
+    x = load_audio(path)
+    stream = Recognizer(tiny_model, beam(search)).stream()
+    n, cut = endpoint(tiny_model, path)
+    for i in range(0, cut, 1600):
+        stream.accept(x[i:min(i + 1600, cut)])
+    first = stream.end_segment()
+    for i in range(cut, len(x), 1600):
+        stream.accept(x[i:i + 1600])
+    result = stream.finalize()
+    assert result.text == text
+    assert [w.word for w in first] == text.split()[:n]
+    assert seen[0] == [] and seen[1] == text.split()[:n]  # the second segment's LM context
+
+
+def test_word_times_match_forced_alignment(tiny_model, cathy_clips, cathy_lm):
+    """Word boundaries from a CTC forced alignment of the reference transcript on the
+    model's own emissions; the streamed, segmented, beam+LM decoding must land within 0.1 s."""
+    from torchaudio.functional import forced_align
+    search = BeamSearch(cathy_lm, BeamOptions(beam_size=16))
+    for path, text in cathy_clips[:3]:
+        lp = log_probs_of(tiny_model, path)
+        ids = encode(text)
+        ali, _ = forced_align(lp[None], torch.tensor([ids], dtype=torch.int32), blank=0)
+        ref = align_words(lp, text.split(), 0, FRAME)  # the reference path, timed the same way
+        ali = ali[0].tolist()
+        assert sum(1 for i, t in enumerate(ali) if t and (i == 0 or ali[i - 1] != t)) == len(ids)
+        x = load_audio(path)
+        stream = Recognizer(tiny_model, beam(search)).stream()
+        _, cut = endpoint(tiny_model, path)
+        for i in range(0, cut, 1600):
+            stream.accept(x[i:min(i + 1600, cut)])
+        stream.end_segment()  # an endpoint in mid-clip: times stay absolute
+        for i in range(cut, len(x), 1600):
+            stream.accept(x[i:i + 1600])
+        words = stream.finalize().words
+        assert [w.word for w in words] == text.split()
+        for w, r in zip(words, ref):
+            assert abs(w.start - r.start) <= 0.1 and abs(w.end - r.end) <= 0.1, (w, r)
+            assert 0.0 <= w.conf <= 1.0
+        assert words[-1].end <= len(x) / SAMPLE_RATE + FRAME
+
+
+def test_confidence_is_low_where_the_lm_overrode_the_acoustics(weak_log_probs, cathy_lm):
+    search = BeamSearch(cathy_lm, BeamOptions(beam_size=32, alpha=0.8, beta=1.0))
+    greedy_confs, changed_confs = [], []
+    for lp, _ in weak_log_probs:
+        greedy = GreedyDecoder(FRAME)
+        greedy.update(lp)
+        g = {w.word for w in greedy.finalize()}
+        for w in search.words(lp, 0, FRAME):
+            (greedy_confs if w.word in g else changed_confs).append(w.conf)
+    assert changed_confs and greedy_confs
+    assert np.mean(changed_confs) < np.mean(greedy_confs)
+    assert all(0.0 <= c <= 1.0 for c in greedy_confs + changed_confs)
+
+
+@pytest.mark.parametrize("content,reason,run_cli", [
+    (None, "no such language model file", True),
+    (b"", "empty file", False),
+    (b"hello\nthis is not a model\n", "not a usable ARPA or KenLM binary", False),
+    ("truncated", "End of file", True),
+])
+def test_bad_lm_is_one_clear_line(cli, tmp_path, cathy_clips, tiny_model_path, cathy_lm, content, reason, run_cli):
+    lm = tmp_path / "lm.arpa"
+    if content == "truncated":
+        arpa = gzip.decompress(cathy_lm.read_bytes())
+        lm.write_bytes(arpa[: len(arpa) // 2])
+    elif content is not None:
+        lm.write_bytes(content)
+    with pytest.raises(LMError) as err:
+        load_language_model(lm)
+    message = str(err.value)
+    assert "\n" not in message and message.startswith(f"{lm}: ") and reason in message
+    if run_cli:  # and as the command line shows it
+        r = cli("transcribe", cathy_clips[0][0], "--model", tiny_model_path, "--lm", lm)
+        assert r.returncode == 2 and r.stdout == ""
+        assert r.stderr.strip() == f"asr: error: {message}"
+
+
+def test_transcribe_cli_with_lm_gives_timed_words(cli, cathy_clips, tiny_model_path, cathy_lm):
+    path, text = cathy_clips[3]
+    r = cli("transcribe", path, "--model", tiny_model_path, "--lm", cathy_lm, "--beam-size", "16",
+            "--alpha", "0.8", "--hotword", "spell:2", "-f", "json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["text"] == text
+    words = [w for s in out["segments"] for w in s["words"]]
+    assert [w["word"] for w in words] == text.split()
+    assert all(0 <= w["start"] < w["end"] <= out["duration"] + FRAME and 0 <= w["conf"] <= 1 for w in words)
+    srt = cli("transcribe", path, "--model", tiny_model_path, "--lm", cathy_lm, "-f", "srt", "--word-level")
+    assert srt.returncode == 0 and srt.stdout.count(" --> ") == len(words)
