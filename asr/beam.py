@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from .decoding import GreedyDecoder, Word, words_from_tokens
-from .text import BLANK_ID, SPACE_ID, VOCAB, encode, normalize
+from .text import BLANK_ID, VOCAB, encode, normalize
 
 # pyctcdecode warns about small unigram lists and ARPA loading through `logging`; our own
 # errors say what matters.

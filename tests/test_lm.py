@@ -139,20 +139,28 @@ def test_lm_build_errors_are_one_line(cli, tmp_path, case):
     assert not (tmp_path / "lm.arpa").exists()
 
 
-def test_tune_lm_prints_the_surface_and_the_best_pair(cli, data_dir, cathy_manifest):
-    lm = data_dir / "lm" / "cathy-3gram.arpa.gz"
-    r = cli("tune-lm", cathy_manifest, "--model", data_dir / "tiny_weak.pt", "--lm", lm,
-            "--alphas", "0,0.8", "--betas", "0,1", "--beam-size", "16", "--json")
-    assert r.returncode == 0, r.stderr
-    out = json.loads(r.stdout)
+def test_tune_lm_finds_a_better_pair_than_greedy(data_dir, cathy_manifest):
+    from asr.beam import BeamOptions, BeamSearch
+    from asr.checkpoint import load_model
+    from asr.data import read_manifest
+    from asr.evaluate import tune_lm, utterance_log_probs
+    log_probs, skipped = utterance_log_probs(load_model(data_dir / "tiny_weak.pt"), read_manifest(cathy_manifest))
+    assert len(log_probs) == 8 and not skipped
+    search = BeamSearch(data_dir / "lm" / "cathy-3gram.arpa.gz", BeamOptions(beam_size=16))
+    out = tune_lm(log_probs, search, [0.0, 0.8], [0.0, 1.0])
     assert out["utterances"] == 8 and len(out["grid"]) == 4
     assert out["best"] == min(out["grid"], key=lambda g: (g["wer"], g["alpha"], abs(g["beta"])))
-    with_lm = [g["wer"] for g in out["grid"] if g["alpha"] == 0.8]
-    assert min(with_lm) < out["greedy_wer"]
-    r = cli("tune-lm", cathy_manifest, "--model", data_dir / "tiny_weak.pt", "--lm", lm,
-            "--alphas", "0.8", "--betas", "0,1", "--beam-size", "8")
+    assert out["best"]["alpha"] == 0.8 and out["best"]["wer"] < out["greedy_wer"] - 0.2
+
+
+def test_tune_lm_cli_prints_the_surface_and_the_best_pair(cli, data_dir, cathy_manifest):
+    r = cli("tune-lm", cathy_manifest, "--model", data_dir / "tiny_weak.pt", "--lm", data_dir / "lm" / "cathy-3gram.arpa.gz",
+            "--alphas", "0,0.8", "--betas", "0,1", "--beam-size", "8")
     assert r.returncode == 0, r.stderr
-    assert "best: --alpha 0.8 --beta" in r.stdout and "greedy WER" in r.stdout
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("8 utterances, 55 words; greedy WER 32.73%")
+    assert lines[2].split() == ["alpha\\beta", "0", "1"] and len(lines) == 6
+    assert lines[-1].startswith("best: --alpha 0.8 --beta")
 
 
 def test_tune_lm_bad_lm(cli, cathy_manifest, tiny_model_path, tmp_path):

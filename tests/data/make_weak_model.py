@@ -26,7 +26,7 @@ from asr.train import Trainer, dev_wer, load_config  # noqa: E402
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--steps", type=int, default=220)
+    ap.add_argument("--steps", type=int, default=130)
     ap.add_argument("--out", default=os.path.join(HERE, "tiny_weak.pt"))
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
