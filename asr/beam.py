@@ -263,10 +263,9 @@ class BeamSearch:
             return None
         return self.language_model.state_after(context)
 
-    def search(self, log_probs: Tensor | np.ndarray, context: list[str] | None = None
-               ) -> list[tuple[str, tuple[int, int]]]:
-        """Best hypothesis for log_probs (U, V): [(word, (first frame, last frame + 1))],
-        frames relative to log_probs. context: earlier words of the stream (LM history)."""
+    def search(self, log_probs: Tensor | np.ndarray, context: list[str] | None = None) -> list[str]:
+        """The best hypothesis' words for log_probs (U, V). context: the stream's earlier
+        words (the LM's history)."""
         lp = log_probs.numpy() if isinstance(log_probs, Tensor) else np.asarray(log_probs)
         if lp.shape[0] == 0:
             return []
@@ -278,15 +277,14 @@ class BeamSearch:
         beams = self._decoder._decode_logits(
             lp, beam_width=o.beam_size, beam_prune_logp=o.beam_prune_logp, token_min_logp=o.token_min_logp,
             prune_history=True, hotword_scorer=self._hotwords, lm_start_state=self.context_state(context or []))
-        return beams[0][2] if beams else []
+        return beams[0][0].split() if beams else []
 
     def words(self, log_probs: Tensor, frame_offset: int, frame_seconds: float,
               context: list[str] | None = None, time_offset: float = 0.0) -> list[Word]:
         """Beam search log_probs (U, V) and time the words: absolute times in seconds, and
         confidences in 0..1 (see `align_words`)."""
         lp = torch.as_tensor(log_probs, dtype=torch.float32)
-        words = [w for w, _ in self.search(lp, context)]
-        return align_words(lp, words, frame_offset, frame_seconds, time_offset)
+        return align_words(lp, self.search(lp, context), frame_offset, frame_seconds, time_offset)
 
 
 def align_words(log_probs: Tensor, words: list[str], frame_offset: int, frame_seconds: float,

@@ -110,7 +110,7 @@ def tune_lm(log_probs: list, search, alphas: list[float], betas: list[float],
     for alpha in alphas:
         for beta in betas:
             search.set_weights(alpha, beta)
-            hyps = [" ".join(w for w, _ in search.search(lp)) for _, lp in log_probs]
+            hyps = [" ".join(search.search(lp)) for _, lp in log_probs]
             grid.append({"alpha": alpha, "beta": beta, "wer": score(refs, hyps)["wer"]})
             done += 1
             if on_progress:

@@ -85,7 +85,7 @@ def test_lm_corrects_what_greedy_misspells(weak_log_probs, cathy_lm):
     refs = [t for _, t in weak_log_probs]
     greedy = [greedy_text(lp) for lp, _ in weak_log_probs]
     search = BeamSearch(cathy_lm, BeamOptions(beam_size=32, alpha=0.8, beta=1.0))
-    with_lm = [" ".join(w for w, _ in search.search(lp)) for lp, _ in weak_log_probs]
+    with_lm = [" ".join(search.search(lp)) for lp, _ in weak_log_probs]
     fixed = [i for i, (g, b, r) in enumerate(zip(greedy, with_lm, refs)) if g != r and b == r]
     assert fixed, f"no misspelled clip corrected: greedy {greedy}, beam+LM {with_lm}"
     assert score(refs, with_lm)["wer"] < score(refs, greedy)["wer"] - 0.1
@@ -107,9 +107,9 @@ def test_blank_run_collapse_gives_the_same_hypotheses(weak_log_probs, cathy_lm, 
     kept = _drop_blank_runs(np.clip(clips[0].numpy(), np.log(1e-15), 0), -5.0)
     assert len(kept) <= len(clips[0]) * 3 // 5 + 1  # two of each three blank frames go
     search = BeamSearch(cathy_lm, BeamOptions(beam_size=16, alpha=0.8))
-    fast = [[w for w, _ in search.search(x)] for x in clips]
+    fast = [search.search(x) for x in clips]
     monkeypatch.setattr("asr.beam._drop_blank_runs", lambda lp, _: lp)
-    slow = [[w for w, _ in search.search(x)] for x in clips]
+    slow = [search.search(x) for x in clips]
     assert fast == slow and all(fast)
 
 
@@ -118,9 +118,9 @@ def test_hotword_recovers_a_rare_word_greedy_misses(weak_log_probs):
     lp, ref = next((lp, t) for lp, t in weak_log_probs if target in t.split())
     assert target not in greedy_text(lp).split()
     plain = BeamSearch(None, BeamOptions(beam_size=32))
-    assert target not in [w for w, _ in plain.search(lp)]
+    assert target not in plain.search(lp)
     hot = BeamSearch(None, BeamOptions(beam_size=32, hotwords=(parse_hotword(target),)))
-    assert target in [w for w, _ in hot.search(lp)]
+    assert target in hot.search(lp)
 
 
 def test_parse_hotword():

@@ -1,5 +1,4 @@
 """Building, converting and tuning n-gram language models."""
-import json
 
 import pytest
 
