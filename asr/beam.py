@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from .decoding import GreedyDecoder, Word, words_from_tokens
-from .text import BLANK_ID, VOCAB, encode, normalize
+from .text import BLANK_ID, SPACE_ID, VOCAB, encode, normalize
 
 # pyctcdecode warns about small unigram lists and ARPA loading through `logging`; our own
 # errors say what matters.
@@ -343,9 +343,14 @@ def _drop_blank_runs(lp: np.ndarray, token_min_logp: float) -> np.ndarray:
 class BeamDecoder:
     """The Decoder interface over a shared BeamSearch.
 
-    Partial results are greedy; `finalize` beam-searches the whole segment with the stream's
-    earlier words as the language model's context, so the LM sees across endpoints.
+    Partial results are greedy; `finalize` beam-searches the segment with the stream's
+    earlier words as the language model's context, so the LM sees across endpoints. A
+    segment longer than PIECE_FRAMES (a long file with no endpoints) is searched piece by
+    piece as it comes, each cut at a pause chosen from the frames alone, so the result does
+    not depend on how the audio was chunked and the work per frame stays constant.
     """
+
+    PIECE_FRAMES = 500  # 20 s of 40 ms frames
 
     def __init__(self, search: BeamSearch, frame_seconds: float, time_offset: float = 0.0):
         self.search = search
@@ -357,28 +362,56 @@ class BeamDecoder:
 
     def reset(self, frame_offset: int = 0) -> None:
         """Start afresh at frame_offset (no LM context)."""
-        self.frame = self.start = frame_offset
-        self.chunks: list[Tensor] = []
+        self.frame = self.start = frame_offset  # next frame; first frame not yet beam-searched
+        self.buffer = torch.zeros(0, len(VOCAB))  # (frames since start, V)
+        self.words: list[Word] = []  # searched pieces of the current segment
         self.context = []
         self.greedy.reset(frame_offset)
 
     def update(self, log_probs: Tensor) -> None:
         if log_probs.shape[0] == 0:
             return
-        self.chunks.append(log_probs.detach().float().cpu())
+        self.buffer = torch.cat([self.buffer, log_probs.detach().float().cpu()])
         self.greedy.update(log_probs)
         self.frame += log_probs.shape[0]
+        while len(self.buffer) >= self.PIECE_FRAMES:
+            self._search(_pause_cut(self.buffer[: self.PIECE_FRAMES]))
+
+    def _search(self, n: int) -> None:
+        """Beam-search the first n buffered frames and move on past them."""
+        words = self.search.words(self.buffer[:n], self.start, self.frame_seconds, self.context, self.time_offset)
+        self.words.extend(words)
+        self.context = (self.context + [w.word for w in words])[-8:]
+        self.buffer = self.buffer[n:]
+        self.start += n
 
     def partial(self) -> str:
         return self.greedy.partial()
 
     def finalize(self) -> list[Word]:
-        words = []
-        if self.chunks:
-            lp = torch.cat(self.chunks)
-            words = self.search.words(lp, self.start, self.frame_seconds, self.context, self.time_offset)
-        self.context = (self.context + [w.word for w in words])[-8:]
-        self.start = self.frame
-        self.chunks = []
+        if len(self.buffer):
+            self._search(len(self.buffer))
+        words, self.words = self.words, []
         self.greedy.finalize()
         return words
+
+
+def _pause_cut(lp: Tensor) -> int:
+    """Where to cut frames (N, V) into a piece, in their second half, between two words:
+    before the last frame whose best token is the space; with none (silence), in the middle
+    of the longest run of blanks; else before the frame most likely to be a space."""
+    half = len(lp) // 2
+    best = lp[half:].argmax(-1).tolist()
+    spaces = [i for i, t in enumerate(best) if t == SPACE_ID]
+    if spaces:
+        return half + spaces[-1]
+    run, longest = 0, (0, 0)
+    for i, t in enumerate(best + [SPACE_ID]):
+        if t == BLANK_ID:
+            run += 1
+        else:
+            longest = max(longest, (run, i - run // 2)) if run else longest
+            run = 0
+    if longest[0]:
+        return half + longest[1]
+    return half + int(lp[half:, SPACE_ID].argmax())

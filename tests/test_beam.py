@@ -239,3 +239,26 @@ def test_transcribe_cli_with_lm_gives_timed_words(cli, cathy_clips, tiny_model_p
     assert [w["word"] for w in words] == text.split()
     assert all(0 <= w["start"] < w["end"] <= out["duration"] + FRAME and 0 <= w["conf"] <= 1 for w in words)
     assert (tmp_path / (path.stem + ".srt")).read_text().count(" --> ") == len(words)
+
+
+def test_a_long_segment_is_searched_in_pieces_independent_of_chunking(tiny_model, cathy_clips, cathy_lm):
+    """34 s of log-probs with no endpoint (the clips' own, one after another, twice): searched
+    in pieces cut between words as they come, whatever the chunking."""
+    space = torch.full((1, 29), -12.0)
+    space[0, 1] = -1e-4  # a space between sentences, as a model trained on running speech emits
+    lp = torch.cat([x for p, _ in cathy_clips for x in (log_probs_of(tiny_model, p), space)] * 2)
+    text = " ".join(t for _, t in cathy_clips)
+    search = BeamSearch(cathy_lm, BeamOptions(beam_size=8))
+    pieces = []
+    original = search.words
+    search.words = lambda x, *a: pieces.append(len(x)) or original(x, *a)
+    results = []
+    for chunk in (len(lp), 7, 100):
+        dec = BeamDecoder(search, FRAME)
+        for i in range(0, len(lp), chunk):
+            dec.update(lp[i:i + chunk])
+        results.append([(w.word, w.start, w.end, w.conf) for w in dec.finalize()])
+    assert results[0] == results[1] == results[2]
+    assert " ".join(w for w, *_ in results[0]) == text + " " + text
+    assert len(pieces) == 6 and 250 <= pieces[0] < 500  # two pieces per run, the first cut between words
+    assert [w[1] for w in results[0]] == sorted(w[1] for w in results[0])
