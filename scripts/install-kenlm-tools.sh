@@ -41,7 +41,7 @@ if [ ! -x "$cache/lmplz" ] || [ ! -x "$cache/build_binary" ]; then
   work=$(mktemp -d)
   trap 'rm -rf "$work"' EXIT
   say "building KenLM $version lmplz and build_binary (a few minutes)"
-  "$python" -m pip download -q --no-deps --no-binary :all: -d "$work" "kenlm==$version"
+  "$python" -m pip download -q --no-deps --no-binary kenlm -d "$work" "kenlm==$version"
   tar -xzf "$work"/kenlm-*.tar.gz -C "$work"
   src=$(find "$work" -maxdepth 1 -type d -name 'kenlm-*' | head -1)
   cmake -S "$src" -B "$work/build" -DCMAKE_BUILD_TYPE=Release >"$work/cmake.log" 2>&1 \
