@@ -168,9 +168,13 @@ class AcousticModel(nn.Module):
             x = torch.cat([pending.to(x.dtype), x], 1)  # (B, keep + T, C)
             lengths = torch.div(lengths, s, rounding_mode="floor")
             new_state.append(_gather_rows(x, lengths * s, keep) if keep else pending)
-            if x.shape[1] < conv.kernel_size[0]:  # too short for one window: nothing valid comes out
-                x = F.pad(x, (0, 0, 0, conv.kernel_size[0] - x.shape[1]))
-            x = F.gelu(conv(x.transpose(1, 2))).transpose(1, 2)  # (B, T // s, C)
+            k = conv.kernel_size[0]
+            if x.shape[1] < k:  # too short for one window: nothing valid comes out
+                x = F.pad(x, (0, 0, 0, k - x.shape[1]))
+            # The convolution as one matrix product over unfolded windows: the same numbers as
+            # conv1d, several times faster on the few frames of a streaming chunk.
+            windows = x.unfold(1, k, s).flatten(2)  # (B, T // s, C_in * k)
+            x = F.gelu(F.linear(windows, conv.weight.flatten(1), conv.bias))  # (B, T // s, C_out)
         return x, lengths, new_state
 
     def _rnn(self, x: Tensor, lengths: Tensor, h0: Tensor) -> tuple[Tensor, Tensor]:
