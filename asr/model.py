@@ -95,6 +95,10 @@ class StreamState:
 
 def _gather_rows(x: Tensor, start: Tensor, count: int) -> Tensor:
     """x (B, T, C), start (B,) -> x[b, start[b] : start[b] + count] as (B, count, C)."""
+    if x.shape[0] == 1:  # one stream (the common streaming case): a plain slice
+        s = int(start[0])
+        if 0 <= s and s + count <= x.shape[1]:
+            return x[:, s:s + count]
     idx = start[:, None] + torch.arange(count, device=x.device)[None]
     idx = idx.clamp_(0, x.shape[1] - 1)
     return x.gather(1, idx[..., None].expand(-1, -1, x.shape[2]))
