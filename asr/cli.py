@@ -171,7 +171,8 @@ def cmd_train(args) -> int:
         error(str(err))
         return EXIT_USAGE
     summary = trainer.fit()
-    print(json.dumps(summary))
+    if trainer.is_main:
+        print(json.dumps(summary))
     return 0
 
 

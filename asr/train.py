@@ -12,6 +12,7 @@ import logging
 import math
 import os
 import random
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -64,67 +65,160 @@ class TrainConfig:
     card: dict = field(default_factory=dict)  # model-card text copied into the exported model
     init_from: str = ""  # start from this model's weights (fine-tuning)
 
+    def __post_init__(self):
+        positive = ["epochs", "max_batch_seconds", "max_utterance_seconds", "lr", "grad_clip", "stats_utterances"]
+        for name in positive:
+            if not getattr(self, name) > 0:
+                raise ValueError(f"config {name}: must be positive, got {getattr(self, name)!r}")
+        at_least_zero = ["max_steps", "warmup_steps", "weight_decay", "num_workers", "threads", "checkpoint_every",
+                         "dev_every", "dev_max_utterances", "min_lr_ratio"]
+        for name in at_least_zero:
+            if getattr(self, name) < 0:
+                raise ValueError(f"config {name}: must be >= 0, got {getattr(self, name)!r}")
+        if self.min_lr_ratio > 1:
+            raise ValueError(f"config min_lr_ratio: must be in [0, 1], got {self.min_lr_ratio!r}")
+        for entry in self.train:
+            if isinstance(entry, dict):
+                if "manifest" not in entry or set(entry) - {"manifest", "repeat"}:
+                    raise ValueError(f"config train: each entry is a manifest path or {{manifest: PATH, repeat: N}}, "
+                                     f"got {entry!r}")
+                if not isinstance(entry.get("repeat", 1), int) or entry.get("repeat", 1) < 1:
+                    raise ValueError(f"config train: repeat must be a positive integer, got {entry['repeat']!r}")
+            elif not isinstance(entry, str):
+                raise ValueError(f"config train: each entry is a manifest path or {{manifest: PATH, repeat: N}}, "
+                                 f"got {entry!r}")
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in self.dev.items()):
+            raise ValueError(f"config dev: expected {{name: manifest path}}, got {self.dev!r}")
+
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
         d = _typed(cls, d, "")
         if "model" in d:
-            d["model"] = ModelConfig(**_typed(ModelConfig, d["model"] or {}, "model."))
+            d["model"] = ModelConfig(**_typed(ModelConfig, d["model"], "model."))
         if "augment" in d:
-            d["augment"] = AugmentConfig(**_typed(AugmentConfig, d["augment"] or {}, "augment."))
-        if "train" in d:
-            d["train"] = tuple(d["train"] or ())
+            d["augment"] = AugmentConfig(**_typed(AugmentConfig, d["augment"], "augment."))
         return cls(**d)
 
     def to_dict(self) -> dict:
         return json.loads(json.dumps(dataclasses.asdict(self)))
 
 
-def _typed(cls, d: dict, prefix: str) -> dict:
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def _convert(value, default, name: str):
+    """value in the type of the field whose default is `default`; ValueError naming the key if it has none."""
+    kind = type(default)
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+        if str(value).lower() in _TRUE + _FALSE:
+            return str(value).lower() in _TRUE
+    elif isinstance(default, int):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str) and re.fullmatch(r"[+-]?\d+", value.strip()):
+            return int(value)
+    elif isinstance(default, float):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:  # YAML reads 1e-3 (no dot) as a string
+                return float(value)
+            except ValueError:
+                pass
+    elif isinstance(default, str):
+        if isinstance(value, str):
+            return value
+    elif isinstance(default, tuple):
+        if isinstance(value, str) and default == ():  # train: one manifest
+            return (value,)
+        if isinstance(value, (list, tuple)):
+            if default and isinstance(default[0], (int, float)):
+                items = [_convert(v, default[0], name) for v in value]
+                if not items:
+                    raise ValueError(f"config {name}: must not be empty")
+                return tuple(items)
+            return tuple(value)
+        kind = list
+    elif isinstance(default, dict):
+        if isinstance(value, dict):
+            return value
+    else:
+        return value
+    raise ValueError(f"config {name}: {value!r} is not a valid {kind.__name__}")
+
+
+def _typed(cls, d, prefix: str) -> dict:
     """Check keys against a config dataclass and convert values to its fields' types (YAML
-    reads `1e-3` as a string, lists where tuples are wanted)."""
+    reads `1e-3` as a string, lists where tuples are wanted). Raises ValueError naming the key."""
+    if d is None:
+        return {}
+    if not isinstance(d, dict):
+        raise ValueError(f"config {prefix.rstrip('.') or 'file'}: expected a mapping of keys to values, got {d!r}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = set(d) - set(fields)
     if unknown:
-        raise ValueError(f"unknown config key(s): {', '.join(prefix + k for k in sorted(unknown))}")
+        known = ", ".join(sorted(fields))
+        raise ValueError(f"unknown config key(s): {', '.join(prefix + str(k) for k in sorted(map(str, unknown)))} "
+                         f"(known{' in ' + prefix.rstrip('.') if prefix else ''}: {known})")
     out = {}
     for key, value in d.items():
         f = fields[key]
-        default = f.default if f.default is not dataclasses.MISSING else None
-        try:
-            if isinstance(default, bool):
-                value = value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes", "on")
-            elif isinstance(default, float):
-                value = float(value)
-            elif isinstance(default, int):
-                value = int(value)
-            elif isinstance(default, tuple) and isinstance(value, (list, tuple)):
-                value = tuple(float(v) if isinstance(default[0], float) else v for v in value) if default else tuple(value)
-        except (TypeError, ValueError):
-            raise ValueError(f"config {prefix}{key}: {value!r} is not a valid {type(default).__name__}") from None
-        out[key] = value
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        else:
+            default = None
+        if dataclasses.is_dataclass(default):  # nested sections are converted by the caller
+            out[key] = value
+        else:
+            out[key] = _convert(value, default, prefix + key)
     return out
 
 
 def _parse_value(text: str):
-    return yaml.safe_load(text) if text != "" else ""
+    try:
+        return yaml.safe_load(text) if text != "" else ""
+    except yaml.YAMLError:
+        return text
 
 
 def load_config(path: str | None, overrides: list[str] = ()) -> TrainConfig:
-    """A YAML recipe plus key=value overrides (dotted keys reach nested sections: model.hidden_size=256)."""
+    """A YAML recipe plus key=value overrides (dotted keys reach nested sections: model.hidden_size=256).
+
+    Raises ValueError (or OSError for an unreadable file) with a one-line message naming the problem.
+    """
     d: dict = {}
     if path:
         with open(path, encoding="utf-8") as f:
-            d = yaml.safe_load(f) or {}
+            try:
+                d = yaml.safe_load(f)
+            except yaml.YAMLError as err:
+                mark = getattr(err, "problem_mark", None)
+                where = f" line {mark.line + 1}" if mark else ""
+                raise ValueError(f"{path}:{where} not valid YAML ({getattr(err, 'problem', None) or err})") from None
+        d = {} if d is None else d
+        if not isinstance(d, dict):
+            raise ValueError(f"{path}: a config file is a mapping of keys to values")
     for item in overrides:
         if "=" not in item:
             raise ValueError(f"override {item!r} is not key=value")
         key, value = item.split("=", 1)
         node = d
         parts = key.split(".")
-        for part in parts[:-1]:
+        for i, part in enumerate(parts[:-1]):
             node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"override {item!r}: {'.'.join(parts[:i + 1])} is not a section")
         node[parts[-1]] = _parse_value(value)
-    return TrainConfig.from_dict(d)
+    try:
+        return TrainConfig.from_dict(d)
+    except TypeError as err:  # a dataclass refusing its arguments
+        raise ValueError(f"config: {err}") from None
 
 
 def _resolve(cfg: TrainConfig, path: str) -> str:
@@ -223,6 +317,8 @@ class Trainer:
             src = read_payload(cfg.init_from)
             self.model.load_state_dict({k: v.float() if v.is_floating_point() else v
                                         for k, v in src["state_dict"].items()})
+        if self.rank:  # the same initial weights everywhere (DDP broadcasts rank 0's anyway), own dropout masks
+            torch.manual_seed(cfg.seed + 1000003 * self.rank)
         self.dataset = SpeechDataset(self.utts, cfg.augment, seed=cfg.seed)
         self.sampler = DurationBatchSampler([u.seconds for u in self.utts], cfg.max_batch_seconds, seed=cfg.seed,
                                             sorta_grad=cfg.sorta_grad, rank=self.rank, world_size=self.world)
@@ -237,6 +333,7 @@ class Trainer:
         self.skipped_long = 0
         self.skipped_nonfinite = 0
         self.dropped_unreadable = 0
+        self.utterances_trained = 0
         self.history: list[dict] = []
         if resume and (self.out / "last.pt").exists():
             self._load(self.out / "last.pt")
@@ -249,6 +346,8 @@ class Trainer:
             self.ddp = torch.nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.writer = None
+        log.info("rank %d of %d: %d utterances, %d batches per epoch, %d steps", self.rank, self.world,
+                 len(self.utts), self.steps_per_epoch, self.total_steps)
         if self.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
             (self.out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
@@ -259,21 +358,35 @@ class Trainer:
                 log.info("tensorboard not installed: no TensorBoard logs")
 
     # ---------------------------------------------------------------- checkpoints
-    def _training_state(self) -> dict:
-        state = {"step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "best": self.best,
-                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                 "torch_rng": torch.get_rng_state(), "python_rng": list(random.getstate()[1]),
-                 "skipped_long": self.skipped_long, "skipped_nonfinite": self.skipped_nonfinite,
-                 "history": self.history, "config": self.cfg.to_dict()}
-        if torch.cuda.is_available():
+    _COUNTERS = ("skipped_long", "skipped_nonfinite", "dropped_unreadable", "utterances_trained")
+
+    def _rank_state(self) -> dict:
+        """What differs between ranks: the random state (dropout masks) and the counters."""
+        state = {"torch_rng": torch.get_rng_state(), "python_rng": list(random.getstate()[1])}
+        if self.device.type == "cuda":
             state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
+        state.update({k: getattr(self, k) for k in self._COUNTERS})
         return state
 
-    def save(self, name: str = "last.pt") -> None:
+    def _training_state(self, ranks: list[dict]) -> dict:
+        return {"step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "best": self.best,
+                "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "ranks": ranks, "history": self.history, "config": self.cfg.to_dict()}
+
+    def checkpoint(self) -> None:
+        """Write last.pt with every rank's own state (under DDP all ranks must call this together)."""
+        ranks = [self._rank_state()]
+        if self.world > 1:
+            ranks = [None] * self.world
+            torch.distributed.all_gather_object(ranks, self._rank_state())
+        self.save("last.pt", ranks)
+
+    def save(self, name: str, ranks: list[dict] | None = None) -> None:
+        """Rank 0 writes the model and (for resuming) the training state; other ranks do nothing."""
         if not self.is_main:
             return
         payload = model_payload(self.model, self._card())
-        payload["training"] = self._training_state()
+        payload["training"] = self._training_state(ranks or [self._rank_state()])
         atomic_save(payload, self.out / name)
 
     def _load(self, path: Path) -> None:
@@ -284,12 +397,21 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
         self.best = state["best"]
-        self.skipped_long, self.skipped_nonfinite = state["skipped_long"], state["skipped_nonfinite"]
         self.history = list(state.get("history", []))
-        torch.set_rng_state(state["torch_rng"])
-        random.setstate((3, tuple(state["python_rng"]), None))
-        if "cuda_rng" in state and self.device.type == "cuda":
-            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+        ranks = state["ranks"]
+        if len(ranks) == self.world:
+            mine = ranks[self.rank]
+            for k in self._COUNTERS:
+                setattr(self, k, mine[k])
+        else:
+            mine = ranks[0]
+            if self.is_main:
+                log.warning("%s was written by %d process(es), resuming with %d: dropout masks will differ from an "
+                            "uninterrupted run", path, len(ranks), self.world)
+        torch.set_rng_state(mine["torch_rng"])
+        if "cuda_rng" in mine and self.device.type == "cuda":
+            torch.cuda.set_rng_state(mine["cuda_rng"], self.device)
+        random.setstate((3, tuple(mine["python_rng"]), None))
         if self.is_main:
             log.info("resumed from %s at step %d (epoch %d, batch %d)", path, self.step, self.epoch, self.batch_in_epoch)
 
@@ -304,23 +426,60 @@ class Trainer:
     def _loader(self):
         self.dataset.set_epoch(self.epoch)
         self.sampler.set_epoch(self.epoch, self.batch_in_epoch)
+        # A DataLoader draws its workers' base seed from the global torch RNG unless given a generator:
+        # that draw, made again on resume mid-epoch, would shift every later dropout mask.
+        generator = torch.Generator().manual_seed(self.cfg.seed * 1000 + self.epoch)
         return torch.utils.data.DataLoader(self.dataset, batch_sampler=self.sampler, collate_fn=collate,
-                                           num_workers=self.cfg.num_workers,
+                                           num_workers=self.cfg.num_workers, generator=generator,
                                            persistent_workers=False, prefetch_factor=4 if self.cfg.num_workers else None)
 
-    def train_step(self, batch) -> dict | None:
+    def _usable(self, batch):
+        """The batch without items whose label needs more CTC frames than the model outputs
+        (counted in skipped_long; a NaN loss otherwise), or None if nothing is left."""
+        if batch is None:
+            return None
         feats, lengths, targets, target_lengths, _ = batch
-        model = self.ddp or self.model
         out_lengths = self.model.output_lengths(lengths)
         pieces = torch.split(targets, target_lengths.tolist())
-        keep = torch.tensor([int(o) >= ctc_min_frames(t) for o, t in zip(out_lengths, pieces)])
-        if not keep.all():  # label longer than the output frames: skip, never a NaN loss
-            self.skipped_long += int((~keep).sum())
-            if not keep.any():
-                return None
-            feats, lengths = feats[keep], lengths[keep]
-            pieces = [p for p, k in zip(pieces, keep) if k]
-            targets, target_lengths = torch.cat(pieces), target_lengths[keep]
+        keep = torch.tensor([int(o) >= ctc_min_frames(t) for o, t in zip(out_lengths, pieces)], dtype=torch.bool)
+        if keep.all():
+            return feats, lengths, targets, target_lengths
+        self.skipped_long += int((~keep).sum())
+        if not keep.any():
+            return None
+        pieces = [p for p, k in zip(pieces, keep) if k]
+        return feats[keep], lengths[keep], torch.cat(pieces), target_lengths[keep]
+
+    def _placeholder_batch(self):
+        """One short silent item with a one-letter label, for a rank that has nothing to train on."""
+        frames = 4 * self.model.cfg.subsampling
+        return (torch.zeros(1, frames, self.model.cfg.n_mels), torch.tensor([frames]),
+                torch.tensor([BLANK_ID + 1]), torch.tensor([1]))
+
+    def _all_ranks(self, flag: bool) -> bool:
+        """True when flag is true on every rank."""
+        if self.world == 1:
+            return flag
+        t = torch.tensor([int(flag)], device=self.device)
+        torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MIN)
+        return bool(t.item())
+
+    def train_step(self, batch) -> dict | None:
+        """One optimiser step. batch: collate's tuple, or None when all its audio was unreadable.
+        Returns loss statistics, or None when the step was skipped (nothing usable, non-finite loss).
+
+        Under DDP every rank must take part in every backward pass, or the gradient all-reduce
+        hangs: a rank with nothing usable trains on a placeholder item with weight 0, and a
+        non-finite loss on any rank makes all ranks skip the step together.
+        """
+        usable = self._usable(batch)
+        if usable is None and self.world == 1:
+            return None
+        weight = 1.0
+        if usable is None:
+            usable, weight = self._placeholder_batch(), 0.0
+        feats, lengths, targets, target_lengths = usable
+        model = self.ddp or self.model
         feats, lengths = feats.to(self.device, non_blocking=True), lengths.to(self.device)
         use_bf16 = self.cfg.bf16 and self.device.type == "cuda"
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_bf16):
@@ -328,16 +487,18 @@ class Trainer:
         loss_sum = F.ctc_loss(log_probs.float().transpose(0, 1), targets.to(self.device), out_lengths,
                               target_lengths.to(self.device), blank=BLANK_ID, reduction="sum", zero_infinity=True)
         tokens = int(target_lengths.sum())
-        loss = loss_sum / max(1, tokens)
-        if not torch.isfinite(loss):
-            self.skipped_nonfinite += 1
-            self.optimizer.zero_grad(set_to_none=True)
-            return None
+        loss = loss_sum / max(1, tokens) * weight
         self.optimizer.zero_grad(set_to_none=True)
+        if not self._all_ranks(bool(torch.isfinite(loss))):
+            self.skipped_nonfinite += 1
+            return None
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
         self.optimizer.step()
         self.scheduler.step()
+        if weight == 0.0:
+            return None
+        self.utterances_trained += len(lengths)
         return {"loss": loss.item(), "grad_norm": grad_norm.item(), "tokens": tokens,
                 "seconds": float(lengths.sum()) / 100.0}
 
@@ -378,7 +539,7 @@ class Trainer:
             for batch, dropped in self._loader():
                 self.dropped_unreadable += dropped
                 self.batch_in_epoch += 1
-                stats = self.train_step(batch) if batch is not None else None
+                stats = self.train_step(batch)
                 self.step += 1
                 bar.update(1)
                 if stats:
@@ -394,7 +555,7 @@ class Trainer:
                             self.writer.add_scalar("train/lr", self.scheduler.get_last_lr()[0], self.step)
                             self.writer.add_scalar("train/audio_seconds_per_second", speed, self.step)
                 if self.cfg.checkpoint_every and self.step % self.cfg.checkpoint_every == 0:
-                    self.save()
+                    self.checkpoint()
                 if self.cfg.dev_every and self.step % self.cfg.dev_every == 0:
                     self._log_dev()
                 if self.step >= self.total_steps:
@@ -403,14 +564,22 @@ class Trainer:
             else:
                 self.epoch += 1
                 self.batch_in_epoch = 0
-                self.save()
+                self.checkpoint()
                 self._log_dev()
         bar.close()
-        self.save()
+        self.checkpoint()
         summary = {"step": self.step, "epoch": self.epoch, "train_utterances": len(self.utts),
                    "skipped_manifest": self.report.skipped, "skipped_label_too_long": self.skipped_long,
                    "skipped_nonfinite_loss": self.skipped_nonfinite, "dropped_unreadable": self.dropped_unreadable,
-                   "audio_seconds_per_second": audio_s / max(time.perf_counter() - t0, 1e-9)}
+                   "audio_seconds_per_second": audio_s / max(time.perf_counter() - t0, 1e-9),
+                   "utterances_trained": self.utterances_trained, "world_size": self.world}
+        if self.world > 1:  # the counters summed over ranks
+            per_rank = [None] * self.world
+            torch.distributed.all_gather_object(per_rank, {k: getattr(self, k) for k in self._COUNTERS})
+            summary["utterances_trained_per_rank"] = [r["utterances_trained"] for r in per_rank]
+            summary["utterances_trained"] = sum(r["utterances_trained"] for r in per_rank)
+            summary["skipped_label_too_long"] = sum(r["skipped_long"] for r in per_rank)
+            summary["dropped_unreadable"] = sum(r["dropped_unreadable"] for r in per_rank)
         if self.is_main:
             best = self.out / "best.pt"
             source = read_payload(best) if best.exists() else None
@@ -422,4 +591,7 @@ class Trainer:
             log.info("done: %s", json.dumps(summary))
         if self.writer:
             self.writer.close()
+        if self.world > 1:
+            torch.distributed.barrier()  # the others wait for rank 0's export, then all leave together
+            torch.distributed.destroy_process_group()
         return summary
