@@ -43,7 +43,8 @@ def main(argv=None):
         download_librispeech(args.corpus_dir, dataset_parts=parts)
 
     def corpus() -> Path:
-        root = locate(args.corpus_dir, ["LibriSpeech"], lambda d: any((d / part).is_dir() for part in parts),
+        known = {part for subset in TRAIN for part in parts_of(subset)}
+        root = locate(args.corpus_dir, ["LibriSpeech"], lambda d: any((d / part).is_dir() for part in known),
                       "LibriSpeech")
         missing = [part for part in parts if not (root / part).is_dir()]
         if missing:
