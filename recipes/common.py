@@ -58,6 +58,9 @@ def run_main(main: Callable[[list[str] | None], None], argv: list[str] | None = 
     except (RecipeError, OSError) as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 1
+    except AssertionError as err:  # lhotse checks the corpus layout with asserts ("Mismatch: found ...")
+        print(f"{prog}: error: {err or 'the corpus is not laid out as expected'}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -299,6 +299,30 @@ def test_an4_download_is_only_on_request(tmp_path, capsys, monkeypatch):
     assert (tmp_path / "out" / ".done" / "0-download").exists()
 
 
+@pytest.mark.parametrize("corpus, module, function, expected", [
+    ("librispeech", "lhotse.recipes", "download_librispeech", "dataset_parts"),
+    ("commonvoice", "lhotse.recipes.commonvoice", "download_commonvoice", "release"),
+    ("tedlium", "lhotse.recipes", "download_tedlium", None),
+    ("ljspeech", "lhotse.recipes", "download_ljspeech", None),
+])
+def test_lhotse_download_only_with_flag(tmp_path, monkeypatch, corpus, module, function, expected):
+    """Stage 0 calls lhotse's downloader for CORPUS_DIR when --download is given, and never
+    otherwise (stubbed: nothing in the tests downloads)."""
+    import importlib
+    calls = []
+    monkeypatch.setattr(importlib.import_module(module), function, lambda *a, **k: calls.append((a, k)))
+    prepare = recipe(corpus)
+    out = tmp_path / "out"
+    assert prepare.run_main(prepare.main, [str(tmp_path / "dl"), str(out), "--stop-stage", "0"]) == 0
+    assert calls == []
+    assert prepare.run_main(prepare.main, [str(tmp_path / "dl"), str(out), "--stop-stage", "0", "--download"]) == 0
+    assert len(calls) == 1 and calls[0][0][0] == tmp_path / "dl"
+    if expected:
+        assert expected in calls[0][1]
+    assert prepare.run_main(prepare.main, [str(tmp_path / "dl"), str(out), "--stop-stage", "0", "--download"]) == 0
+    assert len(calls) == 1  # done-marker: not downloaded twice
+
+
 # --------------------------------------------------------------------------- configs
 PUBLIC = ("librispeech", "commonvoice", "tedlium", "ljspeech", "an4")
 

@@ -277,7 +277,7 @@ def test_train_process_with_bad_config_exits_non_zero(cli, tmp_path):
     path.write_text("model:\n  hidden_size: big\n")
     r = cli("train", "--config", path)
     assert r.returncode == 2 and r.stdout == ""
-    assert r.stderr == f"asr: error: config model.hidden_size: 'big' is not a valid int\n"
+    assert r.stderr == "asr: error: config model.hidden_size: 'big' is not a valid int\n"
 
 
 def test_train_with_missing_config_file(capsys, tmp_path):
