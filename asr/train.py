@@ -205,6 +205,11 @@ class Trainer:
     def _load(self, path: Path) -> None:
         payload = read_payload(path)
         state = payload["training"]
+        then, now = state.get("config", {}), self.cfg.to_dict()
+        changed = sorted(k for k in set(then) | set(now) if then.get(k) != now.get(k) and k != "out_dir")
+        if changed and self.is_main:
+            log.warning("resuming with a config that differs from %s's in %s: the run will not be the one it "
+                        "would have been", path, ", ".join(changed))
         self.model.load_state_dict(payload["state_dict"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
