@@ -139,7 +139,8 @@ class AcousticModel(nn.Module):
     # ------------------------------------------------------------------ passes
     def forward(self, feats: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         """Whole utterances. feats (B, T, 80) log-mel, lengths (B,) -> log-probs (B, U, V), lengths (B,)."""
-        log_probs, out_lengths, _ = self._step(feats, lengths, self.init_state(feats.shape[0], feats.device), True)
+        state = self.init_state(feats.shape[0], feats.device)
+        log_probs, out_lengths, _ = self._step(feats, lengths, state, True, need_state=False)
         return log_probs, out_lengths
 
     def infer(self, feats: Tensor, lengths: Tensor, state: StreamState, final: bool = False
@@ -153,12 +154,15 @@ class AcousticModel(nn.Module):
             raise ValueError("a bidirectional model cannot stream; use a unidirectional model")
         return self._step(feats, lengths, state, final)
 
-    def _step(self, feats: Tensor, lengths: Tensor, state: StreamState, final: bool):
+    def _step(self, feats: Tensor, lengths: Tensor, state: StreamState, final: bool, need_state: bool = True):
         lengths = lengths.to(feats.device)
         x = (feats - self.feat_mean) / self.feat_std  # (B, T, 80)
         x, lengths, conv_state = self._frontend(x, lengths, state.conv)  # (B, U, C)
         x = self.drop(x)
-        h, gru_state = self._rnn(x, lengths, state.gru)  # (B, U, H*dirs)
+        if need_state or self.cfg.bidirectional:
+            h, gru_state = self._rnn(x, lengths, state.gru)  # (B, U, H*dirs)
+        else:  # causal: padding after a stream's end cannot reach its outputs, so skip packing
+            h, gru_state = self.gru(x, state.gru)
         h, out_lengths, ahead, fill = self._lookahead(h, lengths, state.ahead, state.ahead_fill, final)
         logits = self.head(self.drop(h))  # (B, U', V)
         return logits.log_softmax(-1), out_lengths, StreamState(conv_state, gru_state, ahead, fill)
