@@ -11,7 +11,7 @@ gives the log-probs of the whole-utterance pass. Nothing is kept on the module b
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 
 import torch
 import torch.nn.functional as F
