@@ -307,15 +307,20 @@ def cmd_listen(args) -> int:
             if i == 0:  # the device really delivers audio
                 display.note(f"asr: listening to {mic.name} at {mic.rate} Hz; Ctrl-C to stop")
             yield block
+    status = 0
     try:
         with StopOnSignal(mic.stop):
             transcribe_live(stream, announced(mic.blocks()), display, tail=mic.flush)
     except MicError as err:
         error(str(err))
-        return EXIT_FAILED_INPUT
+        status = EXIT_FAILED_INPUT
     finally:
-        mic.close()
-    return 0
+        closed = mic.close()
+    if not closed:  # PortAudio hangs on the lost device; its exit handler would hang as well
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    return status
 
 
 def add_serve(sub) -> None:

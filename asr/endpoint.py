@@ -83,6 +83,7 @@ class Endpointer:
         self.use_energy = config.silence in ("energy", "both")
         self._tail = np.zeros(0, np.float32)  # samples short of a whole 10 ms hop
         self._log_threshold = None if config.blank_threshold is None else float(np.log(config.blank_threshold))
+        self.by_argmax = self.use_blank and self._log_threshold is None  # silent = blank is the argmax
         self.frames_total = 0  # model frames seen, ever (the stream's clock)
         self.reset()
 
@@ -97,7 +98,9 @@ class Endpointer:
     # ------------------------------------------------------------------ input
     def accept_log_probs(self, log_probs: torch.Tensor) -> None:
         """log_probs (U, V) of the next U model frames."""
-        if log_probs.shape[0] == 0:
+        if log_probs.shape[0] == 0 or not self.use_blank:
+            self.frames += log_probs.shape[0]
+            self.frames_total += log_probs.shape[0]
             return
         if self._log_threshold is None:
             silent = (log_probs.argmax(-1) == BLANK_ID).tolist()
@@ -106,7 +109,7 @@ class Endpointer:
         self.accept_silent_frames(silent)
 
     def accept_silent_frames(self, silent: list[bool]) -> None:
-        """Per model frame: is it silent (blank)?"""
+        """Per model frame: is it silent (blank)? (Frames are counted whatever the criterion.)"""
         self.frames += len(silent)
         self.frames_total += len(silent)
         run = 0

@@ -150,17 +150,27 @@ class Microphone:
         """Ask blocks() to finish (from any thread)."""
         self._stopped.set()
 
-    def close(self) -> None:
-        if self._stream is not None:
-            try:
-                self._stream.abort()
-                self._stream.close()
-            except Exception:  # a lost device may refuse to close cleanly; it is gone either way
-                pass
-            self._stream = None
+    def close(self, timeout: float = 2.0) -> bool:
+        """Stop and close the stream and the --save-audio file. False when PortAudio did not
+        close the stream within timeout seconds (a lost device can hang it): the caller should
+        then leave the process with os._exit, since PortAudio's own exit handler would hang too."""
         if self._file is not None:
             self._file.close()
             self._file = None
+        stream, self._stream = self._stream, None
+        if stream is None:
+            return True
+
+        def shut():
+            try:
+                stream.abort()
+                stream.close()
+            except Exception:  # a lost device may refuse to close cleanly; it is gone either way
+                pass
+        closer = threading.Thread(target=shut, daemon=True)
+        closer.start()
+        closer.join(timeout)
+        return not closer.is_alive()
 
     # ------------------------------------------------------------------ the two threads
     def _callback(self, indata: np.ndarray, frames: int, time_info, status) -> None:
@@ -185,12 +195,20 @@ class Microphone:
         self._reported = now
 
     def raw_blocks(self) -> Iterator[np.ndarray]:
-        """The device's blocks as captured: (n, channels) int16, until stop()."""
+        """The device's blocks as captured: (n, channels) int16. After stop(), the stream is
+        halted and what it had already captured still comes out, then the iteration ends."""
         last_audio = time.monotonic()
-        while not self._stopped.is_set():
+        while True:
+            if self._stopped.is_set():
+                self._halt()
+                while not self._queue.empty():
+                    yield self._queue.get_nowait()
+                return
             try:
                 block = self._queue.get(timeout=0.1)
             except queue.Empty:
+                if self._stopped.is_set():
+                    continue
                 if self._finished.is_set() or (self._stream is not None and not self._stream.active):
                     raise MicError(f"{self.name}: the audio device stopped (unplugged or lost?)") from None
                 if time.monotonic() - last_audio > STALL_SECONDS:
@@ -199,6 +217,14 @@ class Microphone:
             last_audio = time.monotonic()
             self._report_losses()
             yield block
+
+    def _halt(self) -> None:
+        """Stop capturing (callbacks end); the stream is closed by close()."""
+        if self._stream is not None and hasattr(self._stream, "abort"):
+            try:
+                self._stream.abort()
+            except Exception:  # a lost device may refuse; it delivers nothing more either way
+                pass
 
     def blocks(self) -> Iterator[np.ndarray]:
         """16 kHz mono float32 blocks, until stop(); then flush() gives the resampler's tail."""

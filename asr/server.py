@@ -287,7 +287,7 @@ class StreamingServer:
                 seg = j.conn.stream.endpoint()
                 if seg is not None:
                     j.segments.append(seg)
-                if len(j.conn.stream.pending) >= sub:
+                if j.conn.stream.backlog >= sub:
                     carry.append(j)  # more of its chunk next tick, before it is answered
                 elif j.segments:
                     done.append((j, j.conn.result(j.segments)))

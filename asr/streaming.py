@@ -26,12 +26,14 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
+from torch.nn.utils.rnn import pad_sequence
 
 from .audio import FRAME_SECONDS, SAMPLE_RATE, check_samples
 from .decoding import Decoder, GreedyDecoder, Result, Segment, Word, segments_from_words
 from .endpoint import EndpointConfig, Endpointer
-from .features import StreamingLogMel
+from .features import StreamingLogMel, log_mel_frames
 from .model import AcousticModel, StreamState
+from .text import BLANK_ID
 
 
 class Recognizer:
@@ -67,10 +69,10 @@ class Recognizer:
         sub = self.model.cfg.subsampling
         if max_frames is not None and (max_frames < sub or max_frames % sub):
             raise ValueError(f"max_frames must be a positive multiple of {sub}")
+        streams = [s for s in streams if not s.flushed]
+        self.featurize(streams)
         work = []
         for s in streams:
-            if s.flushed:
-                continue
             n = len(s.pending) if final else len(s.pending) - len(s.pending) % sub
             if max_frames is not None and not final:
                 n = min(n, max_frames)
@@ -81,16 +83,53 @@ class Recognizer:
         if not work:
             return
         lengths = torch.tensor([n for _, n in work])
-        feats = torch.zeros(len(work), max(int(lengths.max()), 1), self.model.cfg.n_mels)
-        for i, (s, n) in enumerate(work):
-            feats[i, :n] = s.pending[:n]
-        state = work[0][0].state if len(work) == 1 else StreamState.stack([s.state for s, _ in work])
+        if len(work) == 1:
+            s, n = work[0]
+            feats, state = s.pending[None, :max(n, 1)], s.state
+            if n == 0:
+                feats = torch.zeros(1, 1, self.model.cfg.n_mels)
+        else:
+            feats = pad_sequence([s.pending[:n] for s, n in work], batch_first=True)  # (B, T, 80)
+            if feats.shape[1] == 0:
+                feats = torch.zeros(len(work), 1, self.model.cfg.n_mels)
+            state = StreamState.stack([s.state for s, _ in work])
         log_probs, counts, state = self.model.infer(feats, lengths, state, final=final)
         states = [state] if len(work) == 1 else state.unbind()
         for i, (s, n) in enumerate(work):
             s.pending = s.pending[n:]
             s.state = states[i]
-            s._emit(log_probs[i, : int(counts[i])])
+        self._emit(work, log_probs, counts.tolist())
+
+    def featurize(self, streams: list["Stream"]) -> None:
+        """Turn the analysis windows fed to these streams into features, all in one call."""
+        todo = [s for s in streams if s.windows]
+        if not todo:
+            return
+        windows = [w for s in todo for w in s.windows]
+        feats = log_mel_frames(np.concatenate(windows) if len(windows) > 1 else windows[0])
+        i = 0
+        for s in todo:
+            k = sum(len(w) for w in s.windows)
+            s.pending = torch.cat([s.pending, feats[i:i + k]]) if len(s.pending) else feats[i:i + k]
+            s.windows = []
+            i += k
+
+    @staticmethod
+    def _emit(work, log_probs: torch.Tensor, counts: list[int]) -> None:
+        """The newly emitted frames go to each stream's decoder and endpointer. The silence
+        decisions of endpointers on the default (argmax) criterion are taken for all at once."""
+        silent = None
+        if any(s.endpointer is not None and s.endpointer.by_argmax for s, _ in work):
+            silent = (log_probs.argmax(-1) == BLANK_ID).tolist()  # (B, U')
+        for i, (s, _) in enumerate(work):
+            lp = log_probs[i, : counts[i]]
+            s.decoder.update(lp)
+            ep = s.endpointer
+            if ep is not None:
+                if silent is not None and ep.by_argmax:
+                    ep.accept_silent_frames(silent[i][: counts[i]])
+                else:
+                    ep.accept_log_probs(lp)
 
 
 class Stream:
@@ -99,7 +138,8 @@ class Stream:
     def __init__(self, recognizer: Recognizer, endpoint: EndpointConfig | None = None):
         self.recognizer = recognizer
         self.features = StreamingLogMel()
-        self.pending = torch.zeros(0, recognizer.model.cfg.n_mels)  # (T, 80) not yet stepped
+        self.windows: list[np.ndarray] = []  # analysis windows (k, N_FFT) fed but not yet turned into features
+        self.pending = torch.zeros(0, recognizer.model.cfg.n_mels)  # (T, 80) features not yet stepped
         self.state = recognizer.model.init_state(1)
         self.decoder = recognizer.make_decoder()
         self.endpointer = Endpointer(endpoint, recognizer.frame_seconds) if endpoint else None
@@ -123,15 +163,14 @@ class Stream:
         self.samples_in += len(samples)
         if self.endpointer is not None:
             self.endpointer.accept_samples(samples)
-        feats = self.features.accept(samples)
-        if len(feats):
-            self.pending = torch.cat([self.pending, feats]) if len(self.pending) else feats
+        windows = self.features.take(samples)
+        if len(windows):
+            self.windows.append(windows)
 
-    def _emit(self, log_probs: torch.Tensor) -> None:
-        """The model's newly emitted frames (U, V) go to the decoder and the endpointer."""
-        self.decoder.update(log_probs)
-        if self.endpointer is not None:
-            self.endpointer.accept_log_probs(log_probs)
+    @property
+    def backlog(self) -> int:
+        """Feature frames fed but not yet through the model."""
+        return len(self.pending) + sum(len(w) for w in self.windows)
 
     def accept(self, samples: np.ndarray) -> str:
         """Feed samples and step the model; returns the current partial text."""
