@@ -292,10 +292,15 @@ def cmd_listen(args) -> int:
                   f"{d['channels']} ch, {d['rate']} Hz")
         return 0
     endpoint = endpoint_config_or_exit(args)
-    model = streaming_model_or_exit(args)
-    stream = Recognizer(model, make_decoder(args, model), endpoint=endpoint).stream()
     display = display_for(args.format)
     mic = Microphone(args.device, save_path=args.save_audio, on_warning=lambda m: display.note(f"asr: warning: {m}"))
+    try:
+        mic.find()  # a wrong --device fails before the model loads
+    except MicError as err:
+        error(str(err))
+        return EXIT_USAGE
+    model = streaming_model_or_exit(args)
+    stream = Recognizer(model, make_decoder(args, model), endpoint=endpoint).stream()
     try:
         mic.open()
     except MicError as err:

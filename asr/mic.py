@@ -99,15 +99,25 @@ class Microphone:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def open(self) -> None:
+    def find(self) -> dict:
+        """The device's PortAudio description; MicError if there is no such input."""
         sd = _sounddevice()
         try:
             info = sd.query_devices(self.device, kind="input")
         except (ValueError, sd.PortAudioError) as err:
+            if self.device is None:
+                raise MicError(f"no default audio input ({err}): is a microphone connected? "
+                               "See `asr listen --list-devices`") from None
             raise MicError(f"{self.name}: no such input device ({err}); see `asr listen --list-devices`") from None
         self.name = f"{info['name']} (device {info['index']})"
         if info["max_input_channels"] < 1:
             raise MicError(f"{self.name}: has no input channels")
+        return info
+
+    def open(self) -> None:
+        """Start capturing (blocks queue up until read)."""
+        sd = _sounddevice()
+        info = self.find()
         last_err = None
         for rate, channels in self._formats(info):
             self._queue = queue.Queue(maxsize=max(2, int(QUEUE_SECONDS / self.block_seconds)))

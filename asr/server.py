@@ -287,6 +287,7 @@ class StreamingServer:
                 seg = j.conn.stream.endpoint()
                 if seg is not None:
                     j.segments.append(seg)
+                    j.conn.stream.words.clear()  # sent; a long-lived connection must not hoard them
                 if j.conn.stream.backlog >= sub:
                     carry.append(j)  # more of its chunk next tick, before it is answered
                 elif j.segments:

@@ -3,6 +3,7 @@
 
     python benchmarks/live.py capacity [--model PATH] [--chunk-ms 100] [--seconds 10] [--clock wall|cpu]
     python benchmarks/live.py latency  [--model PATH] [--chunk-ms 100] [--seconds 10] [--clients 100]
+    python benchmarks/live.py latency-sim [--model PATH] [--chunk-ms 100] [--seconds 10] [--clients 25,50,100,150]
 
 capacity: N streams, each given one chunk of real speech per tick in real time (a tick every
 chunk-ms), all stepped together by one `Recognizer.step` per tick with endpointing on, on one
@@ -14,6 +15,10 @@ latency: `asr serve` in a subprocess pinned to one core (one torch thread); N We
 clients on the other cores each send chunk-ms of 16-bit PCM in real time, vosk-style (one
 reply per chunk). Latency of a partial = reply received - first sample of its chunk, i.e.
 the chunk's own duration plus transport, queueing and compute (target p95 <= chunk + 50 ms).
+
+latency-sim: the same batching as the server's, for 25-150 clients, on a simulated dedicated
+core: real ticks timed by their CPU time on a virtual clock, so that a shared machine's other
+work does not count (on a quiet machine, `latency` measures the real thing).
 
 Without --model: the bundled default model if there is one, else a randomly initialised
 model of the default configuration `ModelConfig()` (the same cost as a trained one).
@@ -106,7 +111,7 @@ def capacity(model, chunk_ms: float, seconds: float, start_n: int, clock: str) -
     chunk = int(SAMPLE_RATE * chunk_ms / 1000)
     audio = speech(seconds + 240)
     rec = Recognizer(model, endpoint=EndpointConfig())
-    run_streams(rec, audio, 8, chunk, 1.0, clock)  # warm-up
+    run_streams(rec, audio, start_n, chunk, 2.0, clock)  # warm-up: allocations of that batch size
     print(f"one core (cpu {core}), 1 torch thread, {chunk_ms:g} ms chunks, {seconds:g} s per trial, endpointing on, "
           f"{clock} clock")
     best, n, step = None, start_n, 1.25
@@ -126,6 +131,67 @@ def capacity(model, chunk_ms: float, seconds: float, start_n: int, clock: str) -
           f"chunk has arrived)")
 
 
+# ----------------------------------------------------------------------------- latency on a simulated core
+def simulate(rec: Recognizer, audio: np.ndarray, n: int, chunk: int, seconds: float) -> dict:
+    """What `asr serve` does for n vosk-style clients, on a dedicated core: clients' chunks
+    complete at phases spread over the chunk period; each client sends its next chunk when
+    it is complete and the previous reply has come; the worker takes every chunk waiting when
+    it starts a tick and steps them together. Ticks are real (the same calls as the server's
+    worker) and last their thread CPU time on a virtual clock. Latency of a partial = tick
+    end - first sample of its chunk."""
+    period = chunk / SAMPLE_RATE
+    streams = [rec.stream() for _ in range(n)]
+    offsets = [(i * 7919 * chunk) % (len(audio) - int(seconds * SAMPLE_RATE) - chunk) for i in range(n)]
+    ticks = int(seconds / period)
+    captured = [[(i / n + k + 1) * period for k in range(ticks)] for i in range(n)]  # chunk k complete
+    ready = [captured[i][0] for i in range(n)]  # when client i's next chunk reaches the server
+    nxt = [0] * n
+    clock, latencies, batches, behind = 0.0, [], [], 0
+    while True:
+        live = [i for i in range(n) if nxt[i] < ticks]
+        if not live:
+            break
+        clock = max(clock, min(ready[i] for i in live))
+        batch = [i for i in live if ready[i] <= clock]
+        t0 = time.thread_time()
+        for i in batch:
+            k = nxt[i]
+            streams[i].feed(audio[offsets[i] + k * chunk: offsets[i] + (k + 1) * chunk])
+        rec.step([streams[i] for i in batch])
+        for i in batch:
+            if streams[i].endpoint() is None:
+                streams[i].partial()
+        clock += time.thread_time() - t0
+        batches.append(len(batch))
+        for i in batch:
+            k = nxt[i]
+            latencies.append(clock - (captured[i][k] - period))
+            if k + 1 < ticks and clock > captured[i][k + 1]:
+                behind += 1  # the next chunk was complete before this reply: the client waits
+            nxt[i] = k + 1
+            if k + 1 < ticks:
+                ready[i] = max(captured[i][k + 1], clock)
+    ms = 1000 * np.array(latencies)
+    return {"n": n, "p50": float(np.percentile(ms, 50)), "p95": float(np.percentile(ms, 95)), "max": float(ms.max()),
+            "batch": float(np.mean(batches)), "behind": behind / len(latencies)}
+
+
+def latency_sim(model, chunk_ms: float, seconds: float, counts: list[int]) -> None:
+    core = pin_one_core()
+    chunk = int(SAMPLE_RATE * chunk_ms / 1000)
+    audio = speech(seconds + 240)
+    rec = Recognizer(model, endpoint=EndpointConfig())
+    simulate(rec, audio, 8, chunk, 1.0)  # warm-up
+    print(f"simulated dedicated core (cpu {core}, CPU time), 1 torch thread, {chunk_ms:g} ms chunks, {seconds:g} s "
+          f"per client, arrivals spread over the chunk, batching as in asr serve")
+    for n in counts:
+        r = simulate(rec, audio, n, chunk, seconds)
+        print(f"  {n:4d} clients: partial latency p50 {r['p50']:6.1f} ms, p95 {r['p95']:6.1f} ms, max {r['max']:6.1f} ms; "
+              f"mean batch {r['batch']:5.1f}; replies after the next chunk was ready: {100 * r['behind']:.1f}%",
+              flush=True)
+    print(f"target: p95 <= chunk + 50 ms = {chunk_ms + 50:g} ms")
+
+
 # ----------------------------------------------------------------------------- latency
 async def client(url: str, pcm: bytes, chunk_bytes: int, period: float, start: float, out: list):
     from websockets.asyncio.client import connect
@@ -141,6 +207,13 @@ async def client(url: str, pcm: bytes, chunk_bytes: int, period: float, start: f
             out.append(time.perf_counter() - (due - period))
         await ws.send('{"eof" : 1}')
         await ws.recv()
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def latency(model, chunk_ms: float, seconds: float, clients: int) -> None:
@@ -170,6 +243,7 @@ def latency(model, chunk_ms: float, seconds: float, clients: int) -> None:
                 x = audio[off: off + int(seconds * SAMPLE_RATE)]
                 pcms.append((np.clip(x, -1, 32767 / 32768) * 32768).astype("<i2").tobytes())
             lat: list[float] = []
+            cpu0, wall0 = cpu_seconds(proc.pid), time.perf_counter()
 
             async def main():
                 start = time.perf_counter() + 0.5
@@ -177,6 +251,8 @@ def latency(model, chunk_ms: float, seconds: float, clients: int) -> None:
                 await asyncio.gather(*(client(url, p, chunk * 2, chunk_ms / 1000, start + (i / clients) * chunk_ms / 1000,
                                               lat) for i, p in enumerate(pcms)))
             asyncio.run(main())
+            cpu = cpu_seconds(proc.pid) - cpu0
+            wall = time.perf_counter() - wall0
         finally:
             proc.terminate()
             proc.wait(timeout=30)
@@ -185,16 +261,19 @@ def latency(model, chunk_ms: float, seconds: float, clients: int) -> None:
           f"{chunk_ms:g} ms chunks, {seconds:g} s each")
     print(f"partial latency (first sample of a chunk -> its reply): p50 {np.percentile(ms, 50):.0f} ms, "
           f"p95 {np.percentile(ms, 95):.0f} ms, max {ms.max():.0f} ms; target p95 <= {chunk_ms + 50:.0f} ms")
+    audio_s = clients * (len(pcms[0]) // (chunk * 2)) * chunk_ms / 1000
+    print(f"server CPU time (all its threads: event loop, websockets, model): {cpu:.1f} s for {audio_s:.0f} s of audio "
+          f"in {wall:.1f} s wall -> {audio_s / cpu:.0f} real-time streams per core at this load")
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("mode", choices=("capacity", "latency"))
+    p.add_argument("mode", choices=("capacity", "latency", "latency-sim"))
     p.add_argument("--model", metavar="PATH")
     p.add_argument("--chunk-ms", type=float, default=100.0)
     p.add_argument("--seconds", type=float, default=10.0, help="audio per stream per trial")
     p.add_argument("--streams", type=int, default=64, help="capacity: the first N tried")
-    p.add_argument("--clients", type=int, default=100, help="latency: concurrent clients")
+    p.add_argument("--clients", help="latency: concurrent clients (default 100); latency-sim: a list (25,50,100,150)")
     p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                    help="capacity: time ticks by the wall clock (a dedicated core) or by CPU time (a shared one)")
     args = p.parse_args()
@@ -203,8 +282,10 @@ def main():
           f"{model.cfg.num_layers} x GRU {model.cfg.hidden_size}")
     if args.mode == "capacity":
         capacity(model, args.chunk_ms, args.seconds, args.streams, args.clock)
+    elif args.mode == "latency-sim":
+        latency_sim(model, args.chunk_ms, args.seconds, [int(c) for c in (args.clients or "25,50,100,150").split(",")])
     else:
-        latency(model, args.chunk_ms, args.seconds, args.clients)
+        latency(model, args.chunk_ms, args.seconds, int(args.clients or 100))
 
 
 if __name__ == "__main__":
