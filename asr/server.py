@@ -42,6 +42,7 @@ from .streaming import Recognizer, Stream
 log = logging.getLogger("asr.server")
 
 CLOSE_UNSUPPORTED = 1003  # RFC 6455: data the endpoint cannot accept
+CLOSE_INTERNAL = 1011  # RFC 6455: the server met an unexpected condition
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,14 @@ class ServerConfig:
 
 class ProtocolError(Exception):
     """A client message the protocol does not allow; str() is the reason sent back."""
+
+    code = CLOSE_UNSUPPORTED
+
+
+class InternalError(ProtocolError):
+    """The server failed on a client's audio (a bug): reported to that client as an error."""
+
+    code = CLOSE_INTERNAL
 
 
 @dataclass
@@ -205,7 +214,7 @@ class StreamingServer:
                     reply, done = await self._reply(conn, message)
                 except ProtocolError as err:
                     await ws.send(json.dumps({"error": str(err)}))
-                    await ws.close(CLOSE_UNSUPPORTED, str(err)[:120])
+                    await ws.close(err.code, str(err)[:120])
                     return
                 if reply is not None:
                     await ws.send(json.dumps(reply, ensure_ascii=False))
@@ -264,7 +273,7 @@ class StreamingServer:
                 log.exception("model step failed")
                 for j in jobs:
                     if not j.future.done():
-                        j.future.set_exception(ProtocolError(f"internal error: {type(err).__name__}"))
+                        j.future.set_exception(InternalError(f"internal error: {type(err).__name__}"))
                 carry = []
                 continue
             for job, reply in done:

@@ -278,3 +278,39 @@ def test_serve_command_end_to_end(tiny_model, tiny_model_path, cathy_clips):
             proc.kill()
             proc.wait()
         proc.stderr.close()
+
+
+def test_a_failing_step_is_reported_and_the_server_goes_on(tiny_model, cathy_clips):
+    """A bug met while stepping (here: a decoder that fails on one connection's audio) is
+    answered with an error and code 1011, logged, and later connections are served."""
+    from asr.decoding import GreedyDecoder
+    made = []
+
+    class Flaky(GreedyDecoder):
+        def update(self, log_probs):
+            if len(made) == 1:
+                raise RuntimeError("boom")
+            super().update(log_probs)
+
+    def factory():
+        made.append(1)
+        return Flaky(0.04)
+    pcm, rate = file_pcm(cathy_clips[6][0])
+
+    async def main():
+        server = StreamingServer(Recognizer(tiny_model, decoder=factory), ServerConfig(port=0))
+        url = f"ws://127.0.0.1:{await server.start()}"
+        try:
+            async with connect(url) as ws:
+                await ws.send(pcm[:6400])
+                reply = json.loads(await ws.recv())
+                with pytest.raises(ConnectionClosed):
+                    await ws.recv()
+                code = ws.close_code
+            after = await vosk_client(url, pcm, rate, 6400)
+        finally:
+            await server.stop()
+        return reply, code, after
+    reply, code, after = asyncio.run(asyncio.wait_for(main(), TIMEOUT))
+    assert reply == {"error": "internal error: RuntimeError"} and code == 1011
+    assert text_of(after) == cathy_clips[6][1]
