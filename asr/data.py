@@ -96,6 +96,8 @@ def read_manifest(path: str | os.PathLike, check_audio: bool = False,
         seconds = row.get("seconds") or row.get("duration")
         try:
             seconds = float(seconds) if seconds not in (None, "") else None
+            if seconds is not None and not (math.isfinite(seconds) and seconds > 0):
+                raise ValueError(seconds)
             if seconds is None or check_audio:
                 meta = info(audio)
                 seconds = meta.frames / meta.samplerate

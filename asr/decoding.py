@@ -10,7 +10,6 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Protocol
 
-import torch
 from torch import Tensor
 
 from .text import BLANK_ID, SPACE_ID, VOCAB

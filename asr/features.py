@@ -3,8 +3,9 @@
 Frames are taken without centring (frame i covers samples [i*HOP, i*HOP + N_FFT)), so a
 signal of n samples has 1 + (n - N_FFT) // HOP frames (none if n < N_FFT) and every frame
 depends on its own samples only. That is what lets a streaming extractor that keeps the
-unconsumed sample tail produce exactly the whole-signal features for any chunking. The
-spectrum is computed in float64 so that the log of quiet bins does not magnify rounding.
+unconsumed sample tail produce exactly the whole-signal features for any chunking, and
+lets the windows of many streams be computed together. The spectrum is computed in
+float64 so that the log of quiet bins does not magnify rounding.
 """
 from __future__ import annotations
 
@@ -27,19 +28,34 @@ def num_frames(n_samples: int) -> int:
     return 0 if n_samples < N_FFT else 1 + (n_samples - N_FFT) // HOP_LENGTH
 
 
-def log_mel(samples: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """16 kHz mono samples (n,) -> log-mel features (num_frames(n), 80) float32."""
-    x = torch.as_tensor(np.asarray(samples, dtype=np.float64) if not torch.is_tensor(samples) else samples)
-    x = x.to(torch.float64).reshape(-1)
+def frames_of(x: np.ndarray) -> np.ndarray:
+    """float64 samples (n,) -> the complete analysis windows (num_frames(n), N_FFT), a strided view."""
     n = num_frames(len(x))
     if n == 0:
+        return np.zeros((0, N_FFT), np.float64)
+    return np.lib.stride_tricks.sliding_window_view(x[: (n - 1) * HOP_LENGTH + N_FFT], N_FFT)[::HOP_LENGTH]
+
+
+def log_mel_frames(frames: np.ndarray) -> torch.Tensor:
+    """Analysis windows (k, N_FFT) -> log-mel features (k, 80) float32, each row on its own:
+    windows of many streams can go through in one call and come out as they would alone."""
+    if len(frames) == 0:
         return torch.zeros(0, N_MELS, dtype=torch.float32)
-    x = x[: (n - 1) * HOP_LENGTH + N_FFT]
-    spec = torch.stft(x, n_fft=N_FFT, hop_length=HOP_LENGTH, win_length=WIN_LENGTH, window=_WINDOW,
-                      center=False, return_complex=True)  # (201, n)
+    x = torch.from_numpy(np.require(frames, np.float64, ["C", "W"])) * _WINDOW  # (k, 400)
+    spec = torch.fft.rfft(x)  # (k, 201)
     power = spec.real.square() + spec.imag.square()
-    mel = power.transpose(0, 1) @ _FBANK  # (n, 80)
-    return mel.clamp_min(LOG_FLOOR).log().to(torch.float32)
+    return (power @ _FBANK).clamp_min(LOG_FLOOR).log().to(torch.float32)  # (k, 80)
+
+
+def log_mel(samples: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """16 kHz mono samples (n,) -> log-mel features (num_frames(n), 80) float32."""
+    if torch.is_tensor(samples):
+        samples = samples.detach().cpu().numpy()
+    return log_mel_frames(frames_of(np.asarray(samples, dtype=np.float64).reshape(-1)))
+
+
+_INDEX_ROWS = 256  # 2.56 s of windows: more than a live chunk holds
+_INDEX = np.arange(_INDEX_ROWS)[:, None] * HOP_LENGTH + np.arange(N_FFT)[None]  # sample indices of windows
 
 
 class StreamingLogMel:
@@ -47,23 +63,31 @@ class StreamingLogMel:
 
     It keeps the samples not yet covered by a complete frame (at most N_FFT - 1 plus the
     hop remainder), so accept() of 1-sample chunks works as well as of whole files.
+    `take()` gives the complete windows without computing features, so that a recogniser
+    can compute those of many streams in one `log_mel_frames` call.
     """
 
     def __init__(self):
         self.tail = np.zeros(0, dtype=np.float64)
         self.frames_out = 0  # frames emitted so far
 
-    def accept(self, samples: np.ndarray) -> torch.Tensor:
-        """New samples (n,) -> the newly complete frames (k, 80)."""
+    def take(self, samples: np.ndarray) -> np.ndarray:
+        """New samples (n,) -> the newly complete analysis windows (k, N_FFT) float64."""
         buf = np.concatenate([self.tail, np.asarray(samples, dtype=np.float64).reshape(-1)])
         n = num_frames(len(buf))
-        if n == 0:
-            self.tail = buf
-            return torch.zeros(0, N_MELS, dtype=torch.float32)
-        feats = log_mel(buf[: (n - 1) * HOP_LENGTH + N_FFT])
+        # One gather through a cached index grid (a copy, so buf is not kept alive): per call
+        # this is several times cheaper than a strided view, which matters with many streams.
+        if n <= _INDEX_ROWS:
+            frames = buf[_INDEX[:n]]
+        else:  # a long block: the strided view, copied
+            frames = np.array(frames_of(buf))
         self.tail = buf[n * HOP_LENGTH:]
         self.frames_out += n
-        return feats
+        return frames
+
+    def accept(self, samples: np.ndarray) -> torch.Tensor:
+        """New samples (n,) -> the newly complete frames (k, 80)."""
+        return log_mel_frames(self.take(samples))
 
 
 def compute_stats(feature_iter) -> tuple[torch.Tensor, torch.Tensor]:

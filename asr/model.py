@@ -11,7 +11,7 @@ gives the log-probs of the whole-utterance pass. Nothing is kept on the module b
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 
 import torch
 import torch.nn.functional as F
@@ -95,6 +95,10 @@ class StreamState:
 
 def _gather_rows(x: Tensor, start: Tensor, count: int) -> Tensor:
     """x (B, T, C), start (B,) -> x[b, start[b] : start[b] + count] as (B, count, C)."""
+    if x.shape[0] == 1:  # one stream (the common streaming case): a plain slice
+        s = int(start[0])
+        if 0 <= s and s + count <= x.shape[1]:
+            return x[:, s:s + count]
     idx = start[:, None] + torch.arange(count, device=x.device)[None]
     idx = idx.clamp_(0, x.shape[1] - 1)
     return x.gather(1, idx[..., None].expand(-1, -1, x.shape[2]))
@@ -135,7 +139,8 @@ class AcousticModel(nn.Module):
     # ------------------------------------------------------------------ passes
     def forward(self, feats: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         """Whole utterances. feats (B, T, 80) log-mel, lengths (B,) -> log-probs (B, U, V), lengths (B,)."""
-        log_probs, out_lengths, _ = self._step(feats, lengths, self.init_state(feats.shape[0], feats.device), True)
+        state = self.init_state(feats.shape[0], feats.device)
+        log_probs, out_lengths, _ = self._step(feats, lengths, state, True, need_state=False)
         return log_probs, out_lengths
 
     def infer(self, feats: Tensor, lengths: Tensor, state: StreamState, final: bool = False
@@ -149,12 +154,15 @@ class AcousticModel(nn.Module):
             raise ValueError("a bidirectional model cannot stream; use a unidirectional model")
         return self._step(feats, lengths, state, final)
 
-    def _step(self, feats: Tensor, lengths: Tensor, state: StreamState, final: bool):
+    def _step(self, feats: Tensor, lengths: Tensor, state: StreamState, final: bool, need_state: bool = True):
         lengths = lengths.to(feats.device)
         x = (feats - self.feat_mean) / self.feat_std  # (B, T, 80)
         x, lengths, conv_state = self._frontend(x, lengths, state.conv)  # (B, U, C)
         x = self.drop(x)
-        h, gru_state = self._rnn(x, lengths, state.gru)  # (B, U, H*dirs)
+        if need_state or self.cfg.bidirectional:
+            h, gru_state = self._rnn(x, lengths, state.gru)  # (B, U, H*dirs)
+        else:  # causal: padding after a stream's end cannot reach its outputs, so skip packing
+            h, gru_state = self.gru(x, state.gru)
         h, out_lengths, ahead, fill = self._lookahead(h, lengths, state.ahead, state.ahead_fill, final)
         logits = self.head(self.drop(h))  # (B, U', V)
         return logits.log_softmax(-1), out_lengths, StreamState(conv_state, gru_state, ahead, fill)
@@ -168,9 +176,13 @@ class AcousticModel(nn.Module):
             x = torch.cat([pending.to(x.dtype), x], 1)  # (B, keep + T, C)
             lengths = torch.div(lengths, s, rounding_mode="floor")
             new_state.append(_gather_rows(x, lengths * s, keep) if keep else pending)
-            if x.shape[1] < conv.kernel_size[0]:  # too short for one window: nothing valid comes out
-                x = F.pad(x, (0, 0, 0, conv.kernel_size[0] - x.shape[1]))
-            x = F.gelu(conv(x.transpose(1, 2))).transpose(1, 2)  # (B, T // s, C)
+            k = conv.kernel_size[0]
+            if x.shape[1] < k:  # too short for one window: nothing valid comes out
+                x = F.pad(x, (0, 0, 0, k - x.shape[1]))
+            # The convolution as one matrix product over unfolded windows: the same numbers as
+            # conv1d, several times faster on the few frames of a streaming chunk.
+            windows = x.unfold(1, k, s).flatten(2)  # (B, T // s, C_in * k)
+            x = F.gelu(F.linear(windows, conv.weight.flatten(1), conv.bias))  # (B, T // s, C_out)
         return x, lengths, new_state
 
     def _rnn(self, x: Tensor, lengths: Tensor, h0: Tensor) -> tuple[Tensor, Tensor]:

@@ -3,9 +3,22 @@
 A `Stream` holds what one audio source needs between chunks: the feature extractor's sample
 tail, feature frames not yet given to the model (the model steps in multiples of its
 subsampling factor), the model's `StreamState` (conv context, GRU hidden state, lookahead
-buffer), and its decoder. The `Recognizer` owns the model and steps any set of streams
-through it together, one batched call per step, which gives exactly what stepping them one
-by one gives.
+buffer), its decoder and, for live audio, its endpointer. The `Recognizer` owns the model
+and steps any set of streams through it together, one batched call per step, which gives
+exactly what stepping them one by one gives.
+
+Live use (a microphone, a server connection): feed chunks, ask for an endpoint after each,
+else show the partial text; at the end, the last segment.
+
+    rec = Recognizer(model, endpoint=EndpointConfig())      # load once
+    stream = rec.stream()                                   # one per audio source
+    for chunk in chunks:                                    # 16 kHz mono float32
+        partial = stream.accept(chunk)
+        segment = stream.endpoint()                         # a Segment when an utterance ended
+        print(segment.text if segment else partial)
+    print(stream.final_segment().text)
+
+Many sources: `feed()` each stream its chunk, then one `rec.step(streams)` runs them all.
 """
 from __future__ import annotations
 
@@ -13,70 +26,127 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
+from torch.nn.utils.rnn import pad_sequence
 
 from .audio import FRAME_SECONDS, SAMPLE_RATE, check_samples
-from .decoding import Decoder, GreedyDecoder, Result, Word, segments_from_words, time_offset
-from .features import StreamingLogMel
+from .decoding import Decoder, GreedyDecoder, Result, Segment, Word, segments_from_words, time_offset
+from .endpoint import EndpointConfig, Endpointer
+from .features import StreamingLogMel, log_mel_frames
 from .model import AcousticModel, StreamState
+from .text import BLANK_ID
 
 
 class Recognizer:
     """Serves streams from one unidirectional model.
 
     decoder: a callable making a fresh Decoder for each stream (greedy by default).
+    endpoint: the endpointing rules given to new streams (None: no endpointing).
     """
 
-    def __init__(self, model: AcousticModel, decoder: Callable[[], Decoder] | None = None):
+    def __init__(self, model: AcousticModel, decoder: Callable[[], Decoder] | None = None,
+                 endpoint: EndpointConfig | None = None):
         if not model.cfg.streaming:
             raise ValueError("this model is bidirectional and cannot stream; use a unidirectional model "
                              "(or transcribe files without --stream)")
         self.model = model.eval()
         self.frame_seconds = FRAME_SECONDS * model.cfg.subsampling  # seconds per output frame
         self.make_decoder = decoder or (lambda: GreedyDecoder(self.frame_seconds, time_offset(model)))
+        self.endpoint = endpoint
 
-    def stream(self) -> "Stream":
-        return Stream(self)
+    def stream(self, endpoint: EndpointConfig | None | bool = True) -> "Stream":
+        """A new stream; endpoint=True takes the recogniser's rules, None/False disables them."""
+        return Stream(self, self.endpoint if endpoint is True else (endpoint or None))
 
     @torch.inference_mode()
-    def step(self, streams: list["Stream"], final: bool = False) -> None:
+    def step(self, streams: list["Stream"], final: bool = False, max_frames: int | None = None) -> None:
         """Run the model over every stream's ready frames in one batched call.
 
         Not final: each stream gives its pending frames in whole multiples of the
-        subsampling factor. Final: all pending frames, and the lookahead is flushed.
+        subsampling factor, at most max_frames (a multiple of it) when given, so that one
+        stream with a long backlog does not pad everyone's batch. Final: all pending frames,
+        and the lookahead is flushed; a flushed stream takes no more audio.
         """
         sub = self.model.cfg.subsampling
+        if max_frames is not None and (max_frames < sub or max_frames % sub):
+            raise ValueError(f"max_frames must be a positive multiple of {sub}")
+        streams = [s for s in streams if not s.flushed]
+        self.featurize(streams)
         work = []
         for s in streams:
             n = len(s.pending) if final else len(s.pending) - len(s.pending) % sub
+            if max_frames is not None and not final:
+                n = min(n, max_frames)
             if n > 0 or final:
                 work.append((s, n))
+            if final:
+                s.flushed = True
         if not work:
             return
         lengths = torch.tensor([n for _, n in work])
-        feats = torch.zeros(len(work), max(int(lengths.max()), 1), self.model.cfg.n_mels)
-        for i, (s, n) in enumerate(work):
-            feats[i, :n] = s.pending[:n]
-        state = work[0][0].state if len(work) == 1 else StreamState.stack([s.state for s, _ in work])
+        if len(work) == 1:
+            s, n = work[0]
+            feats, state = s.pending[None, :max(n, 1)], s.state
+            if n == 0:
+                feats = torch.zeros(1, 1, self.model.cfg.n_mels)
+        else:
+            feats = pad_sequence([s.pending[:n] for s, n in work], batch_first=True)  # (B, T, 80)
+            if feats.shape[1] == 0:
+                feats = torch.zeros(len(work), 1, self.model.cfg.n_mels)
+            state = StreamState.stack([s.state for s, _ in work])
         log_probs, counts, state = self.model.infer(feats, lengths, state, final=final)
         states = [state] if len(work) == 1 else state.unbind()
         for i, (s, n) in enumerate(work):
             s.pending = s.pending[n:]
             s.state = states[i]
-            s.decoder.update(log_probs[i, : int(counts[i])])
+        self._emit(work, log_probs, counts.tolist())
+
+    def featurize(self, streams: list["Stream"]) -> None:
+        """Turn the analysis windows fed to these streams into features, all in one call."""
+        todo = [s for s in streams if s.windows]
+        if not todo:
+            return
+        windows = [w for s in todo for w in s.windows]
+        feats = log_mel_frames(np.concatenate(windows) if len(windows) > 1 else windows[0])
+        i = 0
+        for s in todo:
+            k = sum(len(w) for w in s.windows)
+            s.pending = torch.cat([s.pending, feats[i:i + k]]) if len(s.pending) else feats[i:i + k]
+            s.windows = []
+            i += k
+
+    @staticmethod
+    def _emit(work, log_probs: torch.Tensor, counts: list[int]) -> None:
+        """The newly emitted frames go to each stream's decoder and endpointer. The silence
+        decisions of endpointers on the default (argmax) criterion are taken for all at once."""
+        silent = None
+        if any(s.endpointer is not None and s.endpointer.by_argmax for s, _ in work):
+            silent = (log_probs.argmax(-1) == BLANK_ID).tolist()  # (B, U')
+        for i, (s, _) in enumerate(work):
+            lp = log_probs[i, : counts[i]]
+            s.decoder.update(lp)
+            ep = s.endpointer
+            if ep is not None:
+                if silent is not None and ep.by_argmax:
+                    ep.accept_silent_frames(silent[i][: counts[i]])
+                else:
+                    ep.accept_log_probs(lp)
 
 
 class Stream:
     """One audio source. accept() chunks of 16 kHz mono float samples; finalize() at the end."""
 
-    def __init__(self, recognizer: Recognizer):
+    def __init__(self, recognizer: Recognizer, endpoint: EndpointConfig | None = None):
         self.recognizer = recognizer
         self.features = StreamingLogMel()
-        self.pending = torch.zeros(0, recognizer.model.cfg.n_mels)  # (T, 80) not yet stepped
+        self.windows: list[np.ndarray] = []  # analysis windows (k, N_FFT) fed but not yet turned into features
+        self.pending = torch.zeros(0, recognizer.model.cfg.n_mels)  # (T, 80) features not yet stepped
         self.state = recognizer.model.init_state(1)
         self.decoder = recognizer.make_decoder()
+        self.endpointer = Endpointer(endpoint, recognizer.frame_seconds) if endpoint else None
         self.samples_in = 0
         self.words: list[Word] = []  # finalized words of earlier segments
-        self.finished = False
+        self.flushed = False  # the model has had its final step
+        self.finished = False  # ... and the decoder its last segment
 
     @property
     def seconds(self) -> float:
@@ -85,15 +155,22 @@ class Stream:
 
     def feed(self, samples: np.ndarray) -> None:
         """Add samples without running the model (a Recognizer.step does that)."""
-        if self.finished:
+        if self.flushed:
             raise RuntimeError("stream already finalized")
         samples = np.asarray(samples, dtype=np.float32).reshape(-1)
         if not np.all(np.isfinite(samples)):
             check_samples(samples, "stream")
         self.samples_in += len(samples)
-        feats = self.features.accept(samples)
-        if len(feats):
-            self.pending = torch.cat([self.pending, feats]) if len(self.pending) else feats
+        if self.endpointer is not None:
+            self.endpointer.accept_samples(samples)
+        windows = self.features.take(samples)
+        if len(windows):
+            self.windows.append(windows)
+
+    @property
+    def backlog(self) -> int:
+        """Feature frames fed but not yet through the model."""
+        return len(self.pending) + sum(len(w) for w in self.windows)
 
     def accept(self, samples: np.ndarray) -> str:
         """Feed samples and step the model; returns the current partial text."""
@@ -110,13 +187,38 @@ class Stream:
         carries on, so later segments are recognised exactly as without the cut."""
         words = self.decoder.finalize()
         self.words.extend(words)
+        if self.endpointer is not None:
+            self.endpointer.reset()
         return words
+
+    def endpoint(self) -> Segment | None:
+        """If an endpoint rule fires now, close the segment and return it (its text may be
+        empty: silence alone also ends a segment); otherwise None. Needs endpoint rules."""
+        if self.endpointer is None or self.finished or self.endpointer.rule() is None:
+            return None
+        start, end = self.endpointer.start, self.endpointer.frames_total * self.recognizer.frame_seconds
+        return _segment(self.end_segment(), start, end)
 
     def finalize(self) -> Result:
         """Flush the model and decoder; the whole stream's result."""
         if not self.finished:
-            self.recognizer.step([self], final=True)
+            self.recognizer.step([self], final=True)  # a no-op if a batched final step did it
             self.end_segment()
             self.finished = True
         return Result(" ".join(w.word for w in self.words), self.seconds, segments_from_words(self.words))
 
+    def final_segment(self) -> Segment:
+        """Finalize the stream and return its last segment: what came after the last endpoint."""
+        if self.finished:
+            return _segment([], self.seconds, self.seconds)
+        start = self.endpointer.start if self.endpointer is not None else 0.0
+        before = len(self.words)
+        self.finalize()
+        return _segment(self.words[before:], start, max(start, self.seconds))
+
+
+def _segment(words: list[Word], start: float, end: float) -> Segment:
+    """A segment of words; its times are the words' own, or [start, end] when it has none."""
+    if words:
+        start, end = words[0].start, words[-1].end
+    return Segment(start, end, " ".join(w.word for w in words), words)

@@ -6,7 +6,6 @@ TensorBoard logs, dev WER at intervals, and DistributedDataParallel under torchr
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import math
@@ -14,7 +13,6 @@ import os
 import random
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -23,108 +21,16 @@ import torch.nn.functional as F
 import yaml
 
 from .checkpoint import atomic_save, model_payload, read_payload, save_model
-from .data import (AugmentConfig, DurationBatchSampler, ManifestReport, SpeechDataset, Utterance, collate,
+from .config import TrainConfig, load_config  # noqa: F401 (load_config is asr.train's API too)
+from .data import (DurationBatchSampler, ManifestReport, SpeechDataset, Utterance, collate,
                    ctc_min_frames, read_manifest)
 from .evaluate import greedy_batch, score
 from .features import compute_stats, log_mel
 from .audio import load_audio
-from .model import AcousticModel, ModelConfig
+from .model import AcousticModel
 from .text import BLANK_ID
 
 log = logging.getLogger("asr.train")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    out_dir: str = "exp/run"
-    data_dir: str = "."  # relative manifest paths are taken from here
-    train: tuple = ()  # [{manifest: path, repeat: n}] or [path]
-    dev: dict = field(default_factory=dict)  # name -> manifest
-    model: ModelConfig = field(default_factory=ModelConfig)
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
-    epochs: int = 30
-    max_steps: int = 0  # stop after this many steps (0: run all epochs)
-    max_batch_seconds: float = 240.0  # padded audio per batch
-    max_utterance_seconds: float = 30.0
-    lr: float = 1e-3
-    min_lr_ratio: float = 0.02
-    weight_decay: float = 1e-2
-    warmup_steps: int = 500
-    grad_clip: float = 5.0
-    seed: int = 0
-    sorta_grad: bool = True
-    num_workers: int = 1
-    threads: int = 0  # torch CPU threads (0: torch's default)
-    checkpoint_every: int = 500  # steps
-    dev_every: int = 1000  # steps (also at every epoch end)
-    dev_max_utterances: int = 300  # per dev set, for speed
-    stats_utterances: int = 400  # utterances sampled for the feature statistics
-    bf16: bool = True  # autocast on GPU
-    half_export: bool = True  # export the final model with float16 weights
-    card: dict = field(default_factory=dict)  # model-card text copied into the exported model
-    init_from: str = ""  # start from this model's weights (fine-tuning)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        d = _typed(cls, d, "")
-        if "model" in d:
-            d["model"] = ModelConfig(**_typed(ModelConfig, d["model"] or {}, "model."))
-        if "augment" in d:
-            d["augment"] = AugmentConfig(**_typed(AugmentConfig, d["augment"] or {}, "augment."))
-        if "train" in d:
-            d["train"] = tuple(d["train"] or ())
-        return cls(**d)
-
-    def to_dict(self) -> dict:
-        return json.loads(json.dumps(dataclasses.asdict(self)))
-
-
-def _typed(cls, d: dict, prefix: str) -> dict:
-    """Check keys against a config dataclass and convert values to its fields' types (YAML
-    reads `1e-3` as a string, lists where tuples are wanted)."""
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = set(d) - set(fields)
-    if unknown:
-        raise ValueError(f"unknown config key(s): {', '.join(prefix + k for k in sorted(unknown))}")
-    out = {}
-    for key, value in d.items():
-        f = fields[key]
-        default = f.default if f.default is not dataclasses.MISSING else None
-        try:
-            if isinstance(default, bool):
-                value = value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes", "on")
-            elif isinstance(default, float):
-                value = float(value)
-            elif isinstance(default, int):
-                value = int(value)
-            elif isinstance(default, tuple) and isinstance(value, (list, tuple)):
-                value = tuple(float(v) if isinstance(default[0], float) else v for v in value) if default else tuple(value)
-        except (TypeError, ValueError):
-            raise ValueError(f"config {prefix}{key}: {value!r} is not a valid {type(default).__name__}") from None
-        out[key] = value
-    return out
-
-
-def _parse_value(text: str):
-    return yaml.safe_load(text) if text != "" else ""
-
-
-def load_config(path: str | None, overrides: list[str] = ()) -> TrainConfig:
-    """A YAML recipe plus key=value overrides (dotted keys reach nested sections: model.hidden_size=256)."""
-    d: dict = {}
-    if path:
-        with open(path, encoding="utf-8") as f:
-            d = yaml.safe_load(f) or {}
-    for item in overrides:
-        if "=" not in item:
-            raise ValueError(f"override {item!r} is not key=value")
-        key, value = item.split("=", 1)
-        node = d
-        parts = key.split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = _parse_value(value)
-    return TrainConfig.from_dict(d)
 
 
 def _resolve(cfg: TrainConfig, path: str) -> str:
@@ -200,12 +106,13 @@ class Trainer:
         self.rank = int(os.environ.get("RANK", 0))
         self.world = int(os.environ.get("WORLD_SIZE", 1))
         self.local_rank = int(os.environ.get("LOCAL_RANK", 0))
-        if self.world > 1 and not torch.distributed.is_initialized():
-            backend = "nccl" if torch.cuda.is_available() else "gloo"
-            torch.distributed.init_process_group(backend)
         if device is None:
             device = f"cuda:{self.local_rank}" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)
+        if self.device.type == "cuda" and self.device.index is None:
+            self.device = torch.device("cuda", self.local_rank)
+        if self.world > 1 and not torch.distributed.is_initialized():
+            torch.distributed.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
         if cfg.threads:
@@ -223,6 +130,8 @@ class Trainer:
             src = read_payload(cfg.init_from)
             self.model.load_state_dict({k: v.float() if v.is_floating_point() else v
                                         for k, v in src["state_dict"].items()})
+        if self.rank:  # the same initial weights everywhere (DDP broadcasts rank 0's anyway), own dropout masks
+            torch.manual_seed(cfg.seed + 1000003 * self.rank)
         self.dataset = SpeechDataset(self.utts, cfg.augment, seed=cfg.seed)
         self.sampler = DurationBatchSampler([u.seconds for u in self.utts], cfg.max_batch_seconds, seed=cfg.seed,
                                             sorta_grad=cfg.sorta_grad, rank=self.rank, world_size=self.world)
@@ -237,6 +146,7 @@ class Trainer:
         self.skipped_long = 0
         self.skipped_nonfinite = 0
         self.dropped_unreadable = 0
+        self.utterances_trained = 0
         self.history: list[dict] = []
         if resume and (self.out / "last.pt").exists():
             self._load(self.out / "last.pt")
@@ -249,6 +159,8 @@ class Trainer:
             self.ddp = torch.nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.writer = None
+        log.info("rank %d of %d: %d utterances, %d batches per epoch, %d steps", self.rank, self.world,
+                 len(self.utts), self.steps_per_epoch, self.total_steps)
         if self.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
             (self.out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
@@ -259,37 +171,65 @@ class Trainer:
                 log.info("tensorboard not installed: no TensorBoard logs")
 
     # ---------------------------------------------------------------- checkpoints
-    def _training_state(self) -> dict:
-        state = {"step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "best": self.best,
-                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                 "torch_rng": torch.get_rng_state(), "python_rng": list(random.getstate()[1]),
-                 "skipped_long": self.skipped_long, "skipped_nonfinite": self.skipped_nonfinite,
-                 "history": self.history, "config": self.cfg.to_dict()}
-        if torch.cuda.is_available():
+    _COUNTERS = ("skipped_long", "skipped_nonfinite", "dropped_unreadable", "utterances_trained")
+
+    def _rank_state(self) -> dict:
+        """What differs between ranks: the random state (dropout masks) and the counters."""
+        state = {"torch_rng": torch.get_rng_state(), "python_rng": list(random.getstate()[1])}
+        if self.device.type == "cuda":
             state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
+        state.update({k: getattr(self, k) for k in self._COUNTERS})
         return state
 
-    def save(self, name: str = "last.pt") -> None:
+    def _training_state(self, ranks: list[dict]) -> dict:
+        return {"step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "best": self.best,
+                "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "ranks": ranks, "history": self.history, "config": self.cfg.to_dict()}
+
+    def checkpoint(self) -> None:
+        """Write last.pt with every rank's own state (under DDP all ranks must call this together)."""
+        ranks = [self._rank_state()]
+        if self.world > 1:
+            ranks = [None] * self.world
+            torch.distributed.all_gather_object(ranks, self._rank_state())
+        self.save("last.pt", ranks)
+
+    def save(self, name: str, ranks: list[dict] | None = None) -> None:
+        """Rank 0 writes the model and (for resuming) the training state; other ranks do nothing."""
         if not self.is_main:
             return
         payload = model_payload(self.model, self._card())
-        payload["training"] = self._training_state()
+        payload["training"] = self._training_state(ranks or [self._rank_state()])
         atomic_save(payload, self.out / name)
 
     def _load(self, path: Path) -> None:
         payload = read_payload(path)
         state = payload["training"]
+        then, now = state.get("config", {}), self.cfg.to_dict()
+        changed = sorted(k for k in set(then) | set(now) if then.get(k) != now.get(k) and k != "out_dir")
+        if changed and self.is_main:
+            log.warning("resuming with a config that differs from %s's in %s: the run will not be the one it "
+                        "would have been", path, ", ".join(changed))
         self.model.load_state_dict(payload["state_dict"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
         self.best = state["best"]
-        self.skipped_long, self.skipped_nonfinite = state["skipped_long"], state["skipped_nonfinite"]
         self.history = list(state.get("history", []))
-        torch.set_rng_state(state["torch_rng"])
-        random.setstate((3, tuple(state["python_rng"]), None))
-        if "cuda_rng" in state and self.device.type == "cuda":
-            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+        ranks = state["ranks"]
+        if len(ranks) == self.world:
+            mine = ranks[self.rank]
+            for k in self._COUNTERS:
+                setattr(self, k, mine[k])
+        else:
+            mine = ranks[0]
+            if self.is_main:
+                log.warning("%s was written by %d process(es), resuming with %d: dropout masks will differ from an "
+                            "uninterrupted run", path, len(ranks), self.world)
+        torch.set_rng_state(mine["torch_rng"])
+        if "cuda_rng" in mine and self.device.type == "cuda":
+            torch.cuda.set_rng_state(mine["cuda_rng"], self.device)
+        random.setstate((3, tuple(mine["python_rng"]), None))
         if self.is_main:
             log.info("resumed from %s at step %d (epoch %d, batch %d)", path, self.step, self.epoch, self.batch_in_epoch)
 
@@ -304,23 +244,60 @@ class Trainer:
     def _loader(self):
         self.dataset.set_epoch(self.epoch)
         self.sampler.set_epoch(self.epoch, self.batch_in_epoch)
+        # A DataLoader draws its workers' base seed from the global torch RNG unless given a generator:
+        # that draw, made again on resume mid-epoch, would shift every later dropout mask.
+        generator = torch.Generator().manual_seed(self.cfg.seed * 1000 + self.epoch)
         return torch.utils.data.DataLoader(self.dataset, batch_sampler=self.sampler, collate_fn=collate,
-                                           num_workers=self.cfg.num_workers,
+                                           num_workers=self.cfg.num_workers, generator=generator,
                                            persistent_workers=False, prefetch_factor=4 if self.cfg.num_workers else None)
 
-    def train_step(self, batch) -> dict | None:
+    def _usable(self, batch):
+        """The batch without items whose label needs more CTC frames than the model outputs
+        (counted in skipped_long; a NaN loss otherwise), or None if nothing is left."""
+        if batch is None:
+            return None
         feats, lengths, targets, target_lengths, _ = batch
-        model = self.ddp or self.model
         out_lengths = self.model.output_lengths(lengths)
         pieces = torch.split(targets, target_lengths.tolist())
-        keep = torch.tensor([int(o) >= ctc_min_frames(t) for o, t in zip(out_lengths, pieces)])
-        if not keep.all():  # label longer than the output frames: skip, never a NaN loss
-            self.skipped_long += int((~keep).sum())
-            if not keep.any():
-                return None
-            feats, lengths = feats[keep], lengths[keep]
-            pieces = [p for p, k in zip(pieces, keep) if k]
-            targets, target_lengths = torch.cat(pieces), target_lengths[keep]
+        keep = torch.tensor([int(o) >= ctc_min_frames(t) for o, t in zip(out_lengths, pieces)], dtype=torch.bool)
+        if keep.all():
+            return feats, lengths, targets, target_lengths
+        self.skipped_long += int((~keep).sum())
+        if not keep.any():
+            return None
+        pieces = [p for p, k in zip(pieces, keep) if k]
+        return feats[keep], lengths[keep], torch.cat(pieces), target_lengths[keep]
+
+    def _placeholder_batch(self):
+        """One short silent item with a one-letter label, for a rank that has nothing to train on."""
+        frames = 4 * self.model.cfg.subsampling
+        return (torch.zeros(1, frames, self.model.cfg.n_mels), torch.tensor([frames]),
+                torch.tensor([BLANK_ID + 1]), torch.tensor([1]))
+
+    def _all_ranks(self, flag: bool) -> bool:
+        """True when flag is true on every rank."""
+        if self.world == 1:
+            return flag
+        t = torch.tensor([int(flag)], device=self.device)
+        torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MIN)
+        return bool(t.item())
+
+    def train_step(self, batch) -> dict | None:
+        """One optimiser step. batch: collate's tuple, or None when all its audio was unreadable.
+        Returns loss statistics, or None when the step was skipped (nothing usable, non-finite loss).
+
+        Under DDP every rank must take part in every backward pass, or the gradient all-reduce
+        hangs: a rank with nothing usable trains on a placeholder item with weight 0, and a
+        non-finite loss on any rank makes all ranks skip the step together.
+        """
+        usable = self._usable(batch)
+        if usable is None and self.world == 1:
+            return None
+        weight = 1.0
+        if usable is None:
+            usable, weight = self._placeholder_batch(), 0.0
+        feats, lengths, targets, target_lengths = usable
+        model = self.ddp or self.model
         feats, lengths = feats.to(self.device, non_blocking=True), lengths.to(self.device)
         use_bf16 = self.cfg.bf16 and self.device.type == "cuda"
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_bf16):
@@ -328,16 +305,18 @@ class Trainer:
         loss_sum = F.ctc_loss(log_probs.float().transpose(0, 1), targets.to(self.device), out_lengths,
                               target_lengths.to(self.device), blank=BLANK_ID, reduction="sum", zero_infinity=True)
         tokens = int(target_lengths.sum())
-        loss = loss_sum / max(1, tokens)
-        if not torch.isfinite(loss):
-            self.skipped_nonfinite += 1
-            self.optimizer.zero_grad(set_to_none=True)
-            return None
+        loss = loss_sum / max(1, tokens) * weight
         self.optimizer.zero_grad(set_to_none=True)
+        if not self._all_ranks(bool(torch.isfinite(loss))):
+            self.skipped_nonfinite += 1
+            return None
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
         self.optimizer.step()
         self.scheduler.step()
+        if weight == 0.0:
+            return None
+        self.utterances_trained += len(lengths)
         return {"loss": loss.item(), "grad_norm": grad_norm.item(), "tokens": tokens,
                 "seconds": float(lengths.sum()) / 100.0}
 
@@ -378,7 +357,7 @@ class Trainer:
             for batch, dropped in self._loader():
                 self.dropped_unreadable += dropped
                 self.batch_in_epoch += 1
-                stats = self.train_step(batch) if batch is not None else None
+                stats = self.train_step(batch)
                 self.step += 1
                 bar.update(1)
                 if stats:
@@ -394,7 +373,7 @@ class Trainer:
                             self.writer.add_scalar("train/lr", self.scheduler.get_last_lr()[0], self.step)
                             self.writer.add_scalar("train/audio_seconds_per_second", speed, self.step)
                 if self.cfg.checkpoint_every and self.step % self.cfg.checkpoint_every == 0:
-                    self.save()
+                    self.checkpoint()
                 if self.cfg.dev_every and self.step % self.cfg.dev_every == 0:
                     self._log_dev()
                 if self.step >= self.total_steps:
@@ -403,14 +382,22 @@ class Trainer:
             else:
                 self.epoch += 1
                 self.batch_in_epoch = 0
-                self.save()
+                self.checkpoint()
                 self._log_dev()
         bar.close()
-        self.save()
+        self.checkpoint()
         summary = {"step": self.step, "epoch": self.epoch, "train_utterances": len(self.utts),
                    "skipped_manifest": self.report.skipped, "skipped_label_too_long": self.skipped_long,
                    "skipped_nonfinite_loss": self.skipped_nonfinite, "dropped_unreadable": self.dropped_unreadable,
-                   "audio_seconds_per_second": audio_s / max(time.perf_counter() - t0, 1e-9)}
+                   "audio_seconds_per_second": audio_s / max(time.perf_counter() - t0, 1e-9),
+                   "utterances_trained": self.utterances_trained, "world_size": self.world}
+        if self.world > 1:  # the counters summed over ranks
+            per_rank = [None] * self.world
+            torch.distributed.all_gather_object(per_rank, {k: getattr(self, k) for k in self._COUNTERS})
+            summary["utterances_trained_per_rank"] = [r["utterances_trained"] for r in per_rank]
+            summary["utterances_trained"] = sum(r["utterances_trained"] for r in per_rank)
+            summary["skipped_label_too_long"] = sum(r["skipped_long"] for r in per_rank)
+            summary["dropped_unreadable"] = sum(r["dropped_unreadable"] for r in per_rank)
         if self.is_main:
             best = self.out / "best.pt"
             source = read_payload(best) if best.exists() else None
@@ -422,4 +409,7 @@ class Trainer:
             log.info("done: %s", json.dumps(summary))
         if self.writer:
             self.writer.close()
+        if self.world > 1:
+            torch.distributed.barrier()  # the others wait for rank 0's export, then all leave together
+            torch.distributed.destroy_process_group()
         return summary

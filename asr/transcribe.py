@@ -13,7 +13,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from .audio import BLOCK_SECONDS, FRAME_SECONDS, HOP_LENGTH, SAMPLE_RATE, iter_blocks
+from .audio import FRAME_SECONDS, HOP_LENGTH, SAMPLE_RATE, iter_blocks
 from .decoding import Decoder, GreedyDecoder, Result, segments_from_words, time_offset
 from .features import log_mel
 from .model import AcousticModel

@@ -53,3 +53,16 @@ def run_cli(*args, cwd=None, timeout=300, input=None) -> subprocess.CompletedPro
 @pytest.fixture(scope="session")
 def cli():
     return run_cli
+
+
+@pytest.fixture(scope="session")
+def tiny_live_model_path() -> Path:
+    """Like tiny_uni.pt, but also trained on the clips with silent gaps around and between them,
+    so it outputs blanks in pauses: for live tests (make_live_model.py)."""
+    return DATA / "tiny_live.pt"
+
+
+@pytest.fixture(scope="session")
+def tiny_live_model(tiny_live_model_path):
+    from asr.checkpoint import load_model
+    return load_model(tiny_live_model_path)

@@ -12,7 +12,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))
 
 from asr.checkpoint import read_payload, save_model  # noqa: E402
 from asr.data import read_manifest  # noqa: E402
-from asr.model import AcousticModel, ModelConfig  # noqa: E402
+from asr.model import AcousticModel  # noqa: E402
 from asr.train import Trainer, dev_wer, load_config  # noqa: E402
 
 OVERRIDES = ["model.hidden_size=128", "model.num_layers=2", "model.conv_channels=128", "model.lookahead=2",
