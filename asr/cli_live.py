@@ -1,0 +1,166 @@
+"""`asr listen` and `asr serve`: live transcription commands."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from .cli import (EXIT_FAILED_INPUT, EXIT_USAGE, add_decoder_options, add_model_option, error, load_model_or_exit,
+                  make_decoder)
+
+def add_endpoint_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("endpointing (when an utterance ends)")
+    g.add_argument("--endpoint-silence", type=float, default=1.2, metavar="S",
+                   help="silence after speech that ends an utterance (default: 1.2 s)")
+    g.add_argument("--reset-silence", type=float, default=2.4, metavar="S",
+                   help="silence with no speech that starts afresh (default: 2.4 s)")
+    g.add_argument("--max-utterance", type=float, default=20.0, metavar="S",
+                   help="cut an utterance at the first pause after this long (default: 20 s)")
+    g.add_argument("--silence", choices=("blank", "energy", "both"), default="blank",
+                   help="judge silence by the model's blank (default), the signal energy, or both")
+    g.add_argument("--energy-threshold", type=float, default=-45.0, metavar="DBFS",
+                   help="with --silence energy/both: level below which audio is silent (default: -45)")
+
+
+def endpoint_config_or_exit(args):
+    from .endpoint import EndpointConfig
+    try:
+        return EndpointConfig.from_seconds(args.endpoint_silence, args.reset_silence, args.max_utterance,
+                                           silence=args.silence, energy_threshold=args.energy_threshold)
+    except ValueError as err:
+        error(str(err))
+        sys.exit(EXIT_USAGE)
+
+
+def streaming_model_or_exit(args):
+    model = load_model_or_exit(args)
+    if not model.cfg.streaming:
+        error(f"{model.source}: a bidirectional model cannot stream; live transcription needs a unidirectional model")
+        sys.exit(EXIT_USAGE)
+    return model
+
+
+def add_listen(sub) -> None:
+    p = sub.add_parser("listen", help="transcribe the microphone live",
+                       description="Transcribe an input device live: the partial text is redrawn in place and "
+                                   "each utterance ends in a final line. Ctrl-C prints the last result and stops.")
+    p.add_argument("--list-devices", action="store_true", help="list the input devices and exit")
+    p.add_argument("--device", "-d", metavar="DEV", help="input device: index or name (default: the system's)")
+    p.add_argument("--save-audio", metavar="FILE", help="also record what was heard to FILE (WAV, FLAC, ...)")
+    p.add_argument("--format", "-f", choices=("text", "json"), default="text",
+                   help="text, or json: one object per line (partials and finals) for piping")
+    add_model_option(p)
+    add_decoder_options(p)
+    add_endpoint_options(p)
+    p.set_defaults(func=cmd_listen)
+
+
+def cmd_listen(args) -> int:
+    from .listen import StopOnSignal, display_for, transcribe_live
+    from .mic import Microphone, MicError, list_devices
+    from .streaming import Recognizer
+
+    if args.list_devices:
+        try:
+            devices = list_devices()
+        except MicError as err:
+            error(str(err))
+            return EXIT_USAGE
+        if not devices:
+            print("no input devices found")
+        for d in devices:
+            print(f"{'*' if d['default'] else ' '} {d['index']:3d}  {d['name']} ({d['hostapi']}), "
+                  f"{d['channels']} ch, {d['rate']} Hz")
+        return 0
+    endpoint = endpoint_config_or_exit(args)
+    display = display_for(args.format)
+    mic = Microphone(args.device, save_path=args.save_audio, on_warning=lambda m: display.note(f"asr: warning: {m}"))
+    try:
+        mic.find()  # a wrong --device fails before the model loads
+    except MicError as err:
+        error(str(err))
+        return EXIT_USAGE
+    model = streaming_model_or_exit(args)
+    stream = Recognizer(model, make_decoder(args, model), endpoint=endpoint).stream()
+    try:
+        mic.open()
+    except MicError as err:
+        error(str(err))
+        return EXIT_USAGE
+
+    def announced(blocks):
+        for i, block in enumerate(blocks):
+            if i == 0:  # the device really delivers audio
+                display.note(f"asr: listening to {mic.name} at {mic.rate} Hz; Ctrl-C to stop")
+            yield block
+    status = 0
+    try:
+        with StopOnSignal(mic.stop):
+            transcribe_live(stream, announced(mic.blocks()), display, tail=mic.flush)
+    except MicError as err:
+        error(str(err))
+        status = EXIT_FAILED_INPUT
+    finally:
+        closed = mic.close()
+    if not closed:  # PortAudio hangs on the lost device; its exit handler would hang as well
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    return status
+
+
+def add_serve(sub) -> None:
+    from .server import ServerConfig
+    d = ServerConfig()
+    p = sub.add_parser("serve", help="a WebSocket server for live transcription (vosk-server's protocol)",
+                       description="Serve streaming recognition over WebSocket with vosk-server's protocol, so "
+                                   "Vosk clients work unchanged; many connections share one batched model. "
+                                   "See docs/live.md.")
+    p.add_argument("--host", default=d.host, help=f"address to bind (default: {d.host}; 0.0.0.0 for all)")
+    p.add_argument("--port", type=int, default=d.port, help=f"port (default: {d.port}; 0 picks a free one)")
+    p.add_argument("--sample-rate", type=int, default=d.sample_rate, metavar="HZ",
+                   help=f"audio rate of clients that send no config (default: {d.sample_rate})")
+    p.add_argument("--max-connections", type=int, default=d.max_connections, metavar="N",
+                   help=f"refuse connections beyond N (default: {d.max_connections})")
+    p.add_argument("--idle-timeout", type=float, default=d.idle_timeout, metavar="S",
+                   help=f"close a connection silent for S seconds (default: {d.idle_timeout:g})")
+    p.add_argument("--max-message", type=int, default=d.max_message, metavar="BYTES",
+                   help=f"largest message accepted (default: {d.max_message})")
+    add_model_option(p)
+    add_decoder_options(p)
+    add_endpoint_options(p)
+    p.set_defaults(func=cmd_serve)
+
+
+def cmd_serve(args) -> int:
+    import logging
+
+    from .server import ServerConfig, serve
+    from .streaming import Recognizer
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
+    logging.getLogger("asr.server.ws").setLevel(logging.WARNING)  # websockets' own per-connection lines
+    if not 0 <= args.port <= 65535:
+        error(f"--port {args.port}: must be 0..65535")
+        return EXIT_USAGE
+    for name in ("sample_rate", "max_connections", "max_message"):
+        if getattr(args, name) < 1:
+            error(f"--{name.replace('_', '-')} must be positive")
+            return EXIT_USAGE
+    if args.idle_timeout <= 0:
+        error("--idle-timeout must be positive")
+        return EXIT_USAGE
+    endpoint = endpoint_config_or_exit(args)
+    model = streaming_model_or_exit(args)
+    rec = Recognizer(model, make_decoder(args, model), endpoint=endpoint)
+    config = ServerConfig(host=args.host, port=args.port, sample_rate=args.sample_rate,
+                          max_connections=args.max_connections, idle_timeout=args.idle_timeout,
+                          max_message=args.max_message)
+
+    def ready(host, port):
+        print(f"asr: serving on ws://{host}:{port} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+    try:
+        serve(rec, config, on_ready=ready)
+    except OSError as err:  # the port is taken, the address is not ours, ...
+        error(f"cannot serve on {args.host}:{args.port}: {err.strerror or err}")
+        return EXIT_USAGE
+    return 0
