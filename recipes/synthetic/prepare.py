@@ -160,7 +160,7 @@ def write_tsv(path: str, rows: list[dict], fields: list[str]) -> None:
     os.replace(tmp, path)
 
 
-RECIPE_VERSION = 1  # bump when a stage's output format or content changes
+RECIPE_VERSION = 2  # bump when a stage's output format or content changes
 
 
 def stage_done(out: str, stage: str, params: dict) -> bool:
@@ -514,26 +514,44 @@ def stage_text(args, out: str) -> None:
     add("wordnet", wordnet_examples(), rows)
     add("devil", devil_sentences(), rows)
     add("kjv", kjv_clauses(), rows)
-    rng = rng_for(args.seed, "numbers")
-    add("numbers", [r for r, _ in number_items(rng, 6000)], rows, check_words=False, min_words=1)
-    add("digit_seq", digit_sequence_items(rng, 8000), rows, check_words=False, min_words=2)
-    # single digits repeat by design (many voices each); they are train-only (see plan)
+    # single digits repeat by design (many voices each); they are train-only (see plan), and
+    # no other source may hold them, or a dev sentence could equal a train one
     for d in DIGITS:
         if filt.ok(d, "digit_single"):
             rows.append({"source": "digit_single", "tts": d, "text": d})
+            seen.add(d)
     stats["digit_single"] = {"kept": 10}
+    rng = rng_for(args.seed, "numbers")
+    add("numbers", [r for r, _ in number_items(rng, 6000)], rows, check_words=False, min_words=1)
+    add("digit_seq", digit_sequence_items(rng, 8000), rows, check_words=False, min_words=2)
 
     log(f"text: sampling {args.lm_sentences} sentences from the pocketsphinx en-us trigram LM")
     t0 = time.time()
     sampler = LMSampler(tdir)
     nrng = np.random.default_rng(args.seed)
     # Sample twice what is needed and keep the more probable half (fewer word-salad sentences).
+    # The samples are cached (text/lm_samples.tsv), as sampling takes minutes.
     target, tries, cands = args.lm_sentences, 0, []
-    while tries < target * 30 and len(cands) < target * 2.4:
-        tries += 1
-        words, score = sampler.sample(nrng)
-        if 4 <= len(words) <= MAX_WORDS:
-            cands.append((score, " ".join(words)))
+    cache = os.path.join(tdir, "lm_samples.tsv")
+    key = f"# seed={args.seed} target={target} temperature={sampler.temperature}"
+    if os.path.isfile(cache):
+        with open(cache, encoding="utf-8") as f:
+            if f.readline().rstrip("\n") == key:
+                tries = int(f.readline().split("=")[1])
+                for line in f:
+                    score, sent = line.rstrip("\n").split("\t")
+                    cands.append((float(score), sent))
+                log(f"text: lm: {len(cands)} cached samples from {cache}")
+    if not cands:
+        while tries < target * 30 and len(cands) < target * 2.4:
+            tries += 1
+            words, score = sampler.sample(nrng)
+            if 4 <= len(words) <= MAX_WORDS:
+                cands.append((score, " ".join(words)))
+        with open(cache + ".tmp", "w", encoding="utf-8") as f:
+            f.write(f"{key}\n# tries={tries}\n")
+            f.writelines(f"{sc!r}\t{sent}\n" for sc, sent in cands)
+        os.replace(cache + ".tmp", cache)
     order = sorted(range(len(cands)), key=lambda i: -cands[i][0])
     best = sorted(order[: len(order) // 2])  # keep sampling order among the kept
     lm_raw = [cands[i][1] for i in best]
