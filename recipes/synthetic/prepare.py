@@ -160,7 +160,7 @@ def write_tsv(path: str, rows: list[dict], fields: list[str]) -> None:
     os.replace(tmp, path)
 
 
-RECIPE_VERSION = 2  # bump when a stage's output format or content changes
+RECIPE_VERSION = 3  # bump when a stage's output format or content changes
 
 
 def stage_done(out: str, stage: str, params: dict) -> bool:
@@ -579,7 +579,9 @@ def stage_text(args, out: str) -> None:
 # Share of utterances per text source; a source that runs out is topped up from `lm`.
 SOURCE_SHARE = {"lm": 0.42, "wordnet": 0.22, "cathy_train": 0.07, "devil": 0.06, "kjv": 0.03,
                 "digit_single": 0.04, "digit_seq": 0.08, "numbers": 0.08}
-DEV_SOURCES = {"lm", "wordnet", "devil", "kjv", "digit_seq", "numbers"}  # distinct texts only
+# Sources of dev sentences (distinct texts only). A tuple, not a set: set order changes with
+# PYTHONHASHSEED and would change the plan.
+DEV_SOURCES = ("lm", "wordnet", "devil", "kjv", "digit_seq", "numbers")
 EST_SECONDS_PER_UTT = 3.0  # rough, for sizing the plan; the synth stage stops on real durations
 
 
@@ -753,8 +755,25 @@ def synth_one(job):
     return item["id"], len(x) / SR, t_engine, t_total
 
 
+AUDIO_KEYS = ("voice", "settings", "telephone", "peak_db", "pad_start", "pad_end", "noise_db", "tts")
+
+
 def relpath_of(split: str, item: dict) -> str:
-    return os.path.join("audio", split, item["voice"].replace("+", "_"), item["id"] + ".flac")
+    """Where a planned clip goes. The name carries a hash of everything that shapes the audio,
+    so a clip made for an older plan is never taken for the current one."""
+    h = hashlib.sha1("\t".join(str(item[k]) for k in AUDIO_KEYS).encode()).hexdigest()[:8]
+    return os.path.join("audio", split, item["voice"].replace("+", "_"), f"{item['id']}_{h}.flac")
+
+
+def remove_stale_audio(out: str, keep: set[str]) -> int:
+    n = 0
+    for root, _, files in os.walk(os.path.join(out, "audio")):
+        for f in files:
+            rel = os.path.relpath(os.path.join(root, f), out)
+            if f.endswith(".flac") and rel not in keep:
+                os.remove(os.path.join(root, f))
+                n += 1
+    return n
 
 
 def stage_synth(args, out: str) -> None:
@@ -765,10 +784,15 @@ def stage_synth(args, out: str) -> None:
     clear_done(out, ["manifest"])
     os.makedirs(os.path.join(out, "tmp"), exist_ok=True)
     os.makedirs(os.path.join(out, "logs"), exist_ok=True)
-    for split, target in (("dev", args.dev_minutes * 60), ("train", args.hours * 3600)):
-        items = read_tsv(os.path.join(out, "plan", f"{split}.tsv"))
+    plans = {split: read_tsv(os.path.join(out, "plan", f"{split}.tsv")) for split in ("dev", "train")}
+    for split, items in plans.items():
         for it in items:
             it["relpath"] = relpath_of(split, it)
+    stale = remove_stale_audio(out, {it["relpath"] for items in plans.values() for it in items})
+    if stale:
+        log(f"synth: removed {stale} clips that belong to no current plan")
+    for split, target in (("dev", args.dev_minutes * 60), ("train", args.hours * 3600)):
+        items = plans[split]
         timing_path = os.path.join(out, "logs", f"synth_{split}.tsv")
         new_file = not os.path.isfile(timing_path)
         tf = open(timing_path, "a", encoding="utf-8")
