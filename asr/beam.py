@@ -11,7 +11,6 @@ previous segments.
 """
 from __future__ import annotations
 
-import gzip
 import logging
 import math
 import os
@@ -24,6 +23,7 @@ import torch
 from torch import Tensor
 
 from .decoding import GreedyDecoder, Word, words_from_tokens
+from .lm import arpa_unigrams
 from .text import BLANK_ID, SPACE_ID, VOCAB, encode, normalize
 
 # pyctcdecode warns about small unigram lists and ARPA loading through `logging`; our own
@@ -86,25 +86,7 @@ def _read_unigrams(path: str) -> list[str] | None:
     if os.path.exists(vocab):
         with open(vocab, encoding="utf-8", errors="replace") as f:
             return [w for w in (line.strip() for line in f) if w]
-    with open(path, "rb") as f:
-        zipped = f.read(2) == b"\x1f\x8b"
-    opener = gzip.open if zipped else open
-    with opener(path, "rb") as f:
-        if f.read(4096).lstrip()[:6] != b"\\data\\":
-            return None  # a KenLM binary
-    words, inside = [], False
-    with opener(path, "rt", encoding="utf-8", errors="replace") as f:
-        for line in f:
-            line = line.strip()
-            if line == "\\1-grams:":
-                inside = True
-            elif inside and line.startswith("\\"):
-                break
-            elif inside and line:
-                parts = line.split()
-                if len(parts) >= 2:
-                    words.append(parts[1])
-    return words
+    return arpa_unigrams(path)
 
 
 def _make_language_model(kenlm_model, unigrams: list[str] | None, alpha: float, beta: float):

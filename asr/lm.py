@@ -209,11 +209,17 @@ def arpa_counts(path: str | os.PathLike) -> list[int]:
     return counts
 
 
-def write_vocab(arpa: str | os.PathLike, path: str | os.PathLike) -> None:
-    """The 1-gram words of an ARPA file, one a line (the word list for a KenLM binary)."""
-    inside = False
-    opener = gzip.open if str(arpa).endswith(".gz") else open
-    with opener(arpa, "rt", encoding="utf-8", errors="replace") as f, open(path, "w", encoding="utf-8") as out:
+def arpa_unigrams(path: str | os.PathLike) -> list[str] | None:
+    """The 1-gram words of an ARPA file (gzipped or not); None for a file that is not ARPA
+    (a KenLM binary)."""
+    with open(path, "rb") as f:
+        zipped = f.read(2) == b"\x1f\x8b"
+    opener = gzip.open if zipped else open
+    with opener(path, "rb") as f:
+        if f.read(4096).lstrip()[:6] != b"\\data\\":
+            return None
+    words, inside = [], False
+    with opener(path, "rt", encoding="utf-8", errors="replace") as f:
         for line in f:
             line = line.strip()
             if line == "\\1-grams:":
@@ -223,7 +229,14 @@ def write_vocab(arpa: str | os.PathLike, path: str | os.PathLike) -> None:
             elif inside and line:
                 parts = line.split()
                 if len(parts) >= 2:
-                    out.write(parts[1] + "\n")
+                    words.append(parts[1])
+    return words
+
+
+def write_vocab(arpa: str | os.PathLike, path: str | os.PathLike) -> None:
+    """The 1-gram words of an ARPA file, one a line (the word list for a KenLM binary)."""
+    with open(path, "w", encoding="utf-8") as out:
+        out.writelines(w + "\n" for w in arpa_unigrams(arpa) or [])
 
 
 # --------------------------------------------------------------------------- pocketsphinx

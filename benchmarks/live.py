@@ -35,31 +35,15 @@ import time
 import numpy as np
 import torch
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from common import REPO, get_model, speech  # puts the repository on sys.path too
 
-from asr.audio import SAMPLE_RATE, load_audio  # noqa: E402
-from asr.checkpoint import default_model_path, load_model, save_model  # noqa: E402
+from asr.audio import SAMPLE_RATE  # noqa: E402
+from asr.checkpoint import save_model  # noqa: E402
 from asr.endpoint import EndpointConfig  # noqa: E402
-from asr.model import AcousticModel, ModelConfig  # noqa: E402
 from asr.streaming import Recognizer  # noqa: E402
 
-REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-SPEECH = os.path.join(REPO, "tests", "data", "cathy", "audio")
 
 
-def speech(seconds: float) -> np.ndarray:
-    """Real speech (the test clips, repeated) of the given length."""
-    x = np.concatenate([load_audio(os.path.join(SPEECH, f)) for f in sorted(os.listdir(SPEECH))])
-    return np.tile(x, int(np.ceil(seconds * SAMPLE_RATE / len(x))))[: int(seconds * SAMPLE_RATE)]
-
-
-def get_model(path):
-    if path:
-        return load_model(path), path
-    if default_model_path():
-        return load_model(None), str(default_model_path())
-    torch.manual_seed(0)
-    return AcousticModel(ModelConfig()).eval(), "random weights, default config ModelConfig()"
 
 
 def pin_one_core() -> int:

@@ -20,31 +20,14 @@ import numpy as np
 import soundfile as sf
 import torch
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from common import REPO, get_model, speech  # puts the repository on sys.path too
 
-from asr.audio import SAMPLE_RATE, load_audio  # noqa: E402
-from asr.checkpoint import default_model_path, load_model, save_model  # noqa: E402
-from asr.model import AcousticModel, ModelConfig  # noqa: E402
+from asr.audio import SAMPLE_RATE  # noqa: E402
+from asr.checkpoint import save_model  # noqa: E402
 from asr.streaming import Recognizer  # noqa: E402
 
-SPEECH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data", "cathy", "audio")
 
 
-def speech(seconds: float) -> np.ndarray:
-    """Real speech (the test clips, repeated) of the given length."""
-    clips = [load_audio(os.path.join(SPEECH, f)) for f in sorted(os.listdir(SPEECH))]
-    x = np.concatenate(clips)
-    reps = int(np.ceil(seconds * SAMPLE_RATE / len(x)))
-    return np.tile(x, reps)[: int(seconds * SAMPLE_RATE)]
-
-
-def get_model(path):
-    if path:
-        return load_model(path), path
-    if default_model_path():
-        return load_model(None), str(default_model_path())
-    torch.manual_seed(0)
-    return AcousticModel(ModelConfig()).eval(), "random weights, default config"
 
 
 def streaming_rtf(model, seconds: float, chunk_ms: float) -> dict:
@@ -75,7 +58,7 @@ def hour_rss(model, minutes: float) -> dict:
                 f.write(block)
         model_path = os.path.join(tmp, "model.pt")
         save_model(model, model_path)
-        env = dict(os.environ, PYTHONPATH=os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+        env = dict(os.environ, PYTHONPATH=REPO)
         start = time.perf_counter()
         out = subprocess.run([sys.executable, "-m", "asr", "transcribe", path, "--model", model_path, "--threads", "1",
                               "--no-progress", "-f", "json"], capture_output=True, text=True, env=env)

@@ -23,21 +23,8 @@ cache="${XDG_CACHE_HOME:-$HOME/.cache}/asr/kenlm-$version"
 if [ ! -x "$cache/lmplz" ] || [ ! -x "$cache/build_binary" ]; then
   packages=(build-essential cmake libboost-program-options-dev libboost-system-dev libboost-thread-dev
             libboost-test-dev zlib1g-dev)
-  missing=()
-  for p in "${packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-  done
-  if [ ${#missing[@]} -gt 0 ]; then
-    if command -v apt-get >/dev/null; then
-      sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
-      say "installing build packages for KenLM: ${missing[*]}"
-      $sudo apt-get update -qq
-      DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
-    else
-      echo "install-kenlm-tools.sh: please install ${missing[*]}" >&2
-      exit 1
-    fi
-  fi
+  source scripts/apt.sh
+  apt_install "${packages[@]}" || exit 1
   work=$(mktemp -d)
   trap 'rm -rf "$work"' EXIT
   say "building KenLM $version lmplz and build_binary (a few minutes)"

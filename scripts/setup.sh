@@ -22,20 +22,8 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 # tests a PulseAudio virtual microphone.
 packages=(python3-venv python3-dev build-essential libsndfile1 libportaudio2)
 if [ "$dev" = 1 ]; then packages+=(pulseaudio pulseaudio-utils libasound2-plugins sox); fi
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  if command -v apt-get >/dev/null; then
-    sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
-    say "installing system packages: ${missing[*]}"
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
-  else
-    echo "setup.sh: please install these system packages: ${missing[*]}" >&2
-  fi
-fi
+source scripts/apt.sh
+apt_install "${packages[@]}" || true
 
 python=${PYTHON:-python3}
 if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then

@@ -37,13 +37,9 @@ if run 1; then log 1 "Cathy: split train/dev by prompt"; $py recipes/cathy/prepa
 if run 2; then log 2 "FSDD: split train/dev by speaker"; $py recipes/fsdd/prepare.py "$fsdd" "$data/fsdd"; fi
 if run 3; then
   log 3 "synthetic multi-voice corpus ($hours h)"
-  need=(espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts wordnet-base bible-kjv-text dict-devil sox)
-  missing=()
-  for p in "${need[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p"); done
-  if [ ${#missing[@]} -gt 0 ]; then
-    sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
-    $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
-  fi
+  source scripts/apt.sh
+  apt_install espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts wordnet-base \
+      bible-kjv-text dict-devil sox
   $py recipes/synthetic/prepare.py "$data/synth" --cathy-dir "$data/cathy" --hours "$hours"
 fi
 if run 4; then log 4 "train ($config)"; $py -m asr train --config "$config" data_dir="$data" --resume; fi
