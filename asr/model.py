@@ -34,6 +34,7 @@ class ModelConfig:
     bidirectional: bool = False
     lookahead: int = 3  # future output frames seen by the row convolution (0: none)
     dropout: float = 0.1
+    layer_norm: bool = True  # LayerNorm on each GRU layer's output (steadier, faster training)
 
     def __post_init__(self):
         object.__setattr__(self, "conv_strides", tuple(int(s) for s in self.conv_strides))
@@ -58,6 +59,8 @@ class ModelConfig:
         unknown = set(d) - names
         if unknown:
             raise ValueError(f"unknown model config keys: {sorted(unknown)}")
+        d = dict(d)
+        d.setdefault("layer_norm", False)  # files written before the option had none
         return cls(**d)
 
 
@@ -104,6 +107,16 @@ def _gather_rows(x: Tensor, start: Tensor, count: int) -> Tensor:
     return x.gather(1, idx[..., None].expand(-1, -1, x.shape[2]))
 
 
+def _per_layer_gru_keys(state_dict, prefix, *args):
+    """Files written when the GRU stack was one nn.GRU name its layers gru.weight_ih_l{i}...;
+    the stack is now one nn.GRU per layer (grus.{i}.weight_ih_l0...)."""
+    for key in [k for k in state_dict if k.startswith(prefix + "gru.")]:
+        name = key[len(prefix) + 4:]  # weight_ih_l2_reverse
+        base, _, rest = name.partition("_l")
+        layer, _, suffix = rest.partition("_")
+        state_dict[f"{prefix}grus.{layer}.{base}_l0{'_' + suffix if suffix else ''}"] = state_dict.pop(key)
+
+
 class AcousticModel(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -114,9 +127,13 @@ class AcousticModel(nn.Module):
         chans = [cfg.n_mels] + [cfg.conv_channels] * len(cfg.conv_strides)
         self.convs = nn.ModuleList(
             nn.Conv1d(cin, cout, cfg.conv_kernel, stride=s) for cin, cout, s in zip(chans, chans[1:], cfg.conv_strides))
-        self.gru = nn.GRU(cfg.conv_channels, cfg.hidden_size, num_layers=cfg.num_layers, batch_first=True,
-                          bidirectional=cfg.bidirectional, dropout=cfg.dropout if cfg.num_layers > 1 else 0.0)
         out_size = cfg.hidden_size * (2 if cfg.bidirectional else 1)
+        self.grus = nn.ModuleList(
+            nn.GRU(cfg.conv_channels if i == 0 else out_size, cfg.hidden_size, batch_first=True,
+                   bidirectional=cfg.bidirectional) for i in range(cfg.num_layers))
+        self.norms = nn.ModuleList(
+            nn.LayerNorm(out_size) if cfg.layer_norm else nn.Identity() for _ in range(cfg.num_layers))
+        self._register_load_state_dict_pre_hook(_per_layer_gru_keys)
         if cfg.lookahead:
             # Row convolution (Deep Speech 2): out_t = sum_j w_j * h_{t+j}, j = 0..lookahead, per channel.
             self.row_conv = nn.Parameter(torch.zeros(out_size, cfg.lookahead + 1))
@@ -162,7 +179,7 @@ class AcousticModel(nn.Module):
         if need_state or self.cfg.bidirectional:
             h, gru_state = self._rnn(x, lengths, state.gru)  # (B, U, H*dirs)
         else:  # causal: padding after a stream's end cannot reach its outputs, so skip packing
-            h, gru_state = self.gru(x, state.gru)
+            h, gru_state = self._layers(x, state.gru)
         h, out_lengths, ahead, fill = self._lookahead(h, lengths, state.ahead, state.ahead_fill, final)
         logits = self.head(self.drop(h))  # (B, U', V)
         return logits.log_softmax(-1), out_lengths, StreamState(conv_state, gru_state, ahead, fill)
@@ -185,23 +202,43 @@ class AcousticModel(nn.Module):
             x = F.gelu(F.linear(windows, conv.weight.flatten(1), conv.bias))  # (B, T // s, C_out)
         return x, lengths, new_state
 
+    def _layers(self, x: Tensor, h0: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """The GRU stack over x (B, U, C) from h0 (L*dirs, B, H) -> (B, U, H*dirs), (L*dirs, B, H).
+        With lengths, each sequence is packed to its length (exact final states, and exact
+        outputs both ways for bidirectional layers); padded positions come out as zeros."""
+        dirs = 2 if self.cfg.bidirectional else 1
+        U = x.shape[1]
+        states = []
+        for i, (gru, norm) in enumerate(zip(self.grus, self.norms)):
+            h = h0[i * dirs:(i + 1) * dirs].contiguous()
+            if lengths is None:
+                y, h = gru(x, h)
+            else:
+                packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+                y, h = gru(packed, h)
+                y = pad_packed_sequence(y, batch_first=True, total_length=U)[0]
+            states.append(h)
+            x = norm(y)
+            if i < len(self.grus) - 1:
+                x = self.drop(x)
+        return x, torch.cat(states, 0)
+
     def _rnn(self, x: Tensor, lengths: Tensor, h0: Tensor) -> tuple[Tensor, Tensor]:
-        """GRU over each stream's first lengths[b] frames from h0 (L*dirs, B, H); streams with
-        no new frames keep their state."""
+        """GRU stack over each stream's first lengths[b] frames from h0 (L*dirs, B, H); streams
+        with no new frames keep their state."""
         B, U, _ = x.shape
         if B == 1:
             n = int(lengths[0])
             if n == 0:
                 return x.new_zeros(1, U, self.head.in_features), h0
-            out, h = self.gru(x[:, :n], h0)
+            out, h = self._layers(x[:, :n], h0)
             return F.pad(out, (0, 0, 0, U - n)), h
         active = (lengths > 0).nonzero().flatten()
         out = x.new_zeros(B, U, self.head.in_features)
         h = h0.clone()
         if len(active):
-            packed = pack_padded_sequence(x[active], lengths[active].cpu(), batch_first=True, enforce_sorted=False)
-            out_a, h_a = self.gru(packed, h0[:, active].contiguous())
-            out[active] = pad_packed_sequence(out_a, batch_first=True, total_length=U)[0]
+            out_a, h_a = self._layers(x[active], h0[:, active], lengths[active])
+            out[active] = out_a
             h[:, active] = h_a
         return out, h
 
