@@ -58,3 +58,16 @@ def test_bad_model_files_give_clear_errors(tmp_path):
     torch.save(payload, tmp_path / "vocab.pt")
     with pytest.raises(ModelError, match="vocabulary"):
         load_model(tmp_path / "vocab.pt")
+
+
+def test_files_from_before_per_layer_grus_still_load(tiny_model_path, cathy_clips):
+    """tiny_uni.pt was written when the GRU stack was a single nn.GRU (keys gru.weight_ih_l1
+    ...) and before the layer_norm option: it loads as a model without LayerNorm and still
+    transcribes its clips."""
+    from asr.transcribe import transcribe
+    payload = read_payload(tiny_model_path)
+    assert any(k.startswith("gru.") for k in payload["state_dict"]) and "layer_norm" not in payload["config"]
+    model = load_model(tiny_model_path)
+    assert model.cfg.layer_norm is False and len(model.grus) == model.cfg.num_layers
+    path, text = cathy_clips[0]
+    assert transcribe(model, path).text == text
