@@ -327,17 +327,18 @@ class BeamDecoder:
 
     Partial results are greedy; `finalize` beam-searches the segment with the stream's
     earlier words as the language model's context, so the LM sees across endpoints. A
-    segment longer than PIECE_FRAMES (a long file with no endpoints) is searched piece by
+    segment longer than PIECE_SECONDS (a long file with no endpoints) is searched piece by
     piece as it comes, each cut at a pause chosen from the frames alone, so the result does
     not depend on how the audio was chunked and the work per frame stays constant.
     """
 
-    PIECE_FRAMES = 500  # 20 s of 40 ms frames
+    PIECE_SECONDS = 20.0
 
     def __init__(self, search: BeamSearch, frame_seconds: float, time_offset: float = 0.0):
         self.search = search
         self.frame_seconds = frame_seconds
         self.time_offset = time_offset  # seconds added to word times (the model card's word_time_offset)
+        self.piece_frames = max(1, round(self.PIECE_SECONDS / frame_seconds))
         self.greedy = GreedyDecoder(frame_seconds, time_offset)
         self.context: list[str] = []
         self.reset()
@@ -356,8 +357,8 @@ class BeamDecoder:
         self.buffer = torch.cat([self.buffer, log_probs.detach().float().cpu()])
         self.greedy.update(log_probs)
         self.frame += log_probs.shape[0]
-        while len(self.buffer) >= self.PIECE_FRAMES:
-            self._search(_pause_cut(self.buffer[: self.PIECE_FRAMES]))
+        while len(self.buffer) >= self.piece_frames:
+            self._search(_pause_cut(self.buffer[: self.piece_frames]))
 
     def _search(self, n: int) -> None:
         """Beam-search the first n buffered frames and move on past them."""

@@ -19,8 +19,8 @@ a frame is silent only when both say so). A segment contains speech once any of 
 is not silent. An endpoint never falls on a speaking frame: every rule, rule 3 included,
 waits for at least one silent frame, so a forced cut does not split a character.
 
-All lengths are in seconds. The model's frames are `frame_seconds` long (40 ms for the
-default x4 subsampling); energy is judged on 10 ms hops of the 16 kHz input.
+All lengths are in seconds. The model's frames are `frame_seconds` long (20 ms for the
+default x2 subsampling); energy is judged on 10 ms hops of the 16 kHz input.
 """
 from __future__ import annotations
 

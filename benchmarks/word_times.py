@@ -21,7 +21,7 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from asr.audio import load_audio  # noqa: E402
+from asr.audio import FRAME_SECONDS, load_audio  # noqa: E402
 from asr.beam import BeamDecoder, BeamOptions, BeamSearch  # noqa: E402
 from asr.checkpoint import load_model  # noqa: E402
 from asr.data import ManifestReport, read_manifest  # noqa: E402
@@ -54,7 +54,7 @@ def main():
     decoder = None
     if args.lm:
         search = BeamSearch(args.lm, BeamOptions(beam_size=args.beam_size))
-        decoder = lambda: BeamDecoder(search, 0.04)  # noqa: E731
+        decoder = lambda: BeamDecoder(search, FRAME_SECONDS * model.cfg.subsampling)  # noqa: E731
     aligner = pocketsphinx.Decoder(samprate=16000, loglevel="FATAL")
     utts = read_manifest(args.manifest, report=ManifestReport())
     utts = utts[: args.limit] if args.limit else utts
