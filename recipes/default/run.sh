@@ -4,7 +4,8 @@
 #   bash recipes/default/run.sh [--stage N] [--stop-stage N] [--data DIR] [--cathy DIR] [--fsdd DIR] [--config YAML]
 #
 # Stages: 1 Cathy manifests, 2 FSDD manifests, 3 synthetic corpus (TTS; about an hour on 2
-# cores), 4 train, 5 evaluate on every dev set, 6 install as the bundled model.
+# cores), 4 train, 5 evaluate on every dev set, 6 install as the bundled model, its card
+# carrying the dev WER of stage 5.
 # Cathy and FSDD come from ../shared/data here; elsewhere clone
 # github.com/rhasspy/dataset-voice-cathy and github.com/Jakobovski/free-spoken-digit-dataset.
 set -euo pipefail
@@ -55,5 +56,7 @@ if run 6; then
   log 6 "install $out/model.pt as asr/models/default.pt"
   mkdir -p asr/models
   cp "$out/model.pt" asr/models/default.pt
+  $py recipes/default/card.py asr/models/default.pt --config "$config" \
+      --dev cathy="$out/dev_cathy.json" --dev fsdd="$out/dev_fsdd.json" --dev synth="$out/dev_synth.json"
   ls -l asr/models/default.pt
 fi
