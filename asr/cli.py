@@ -39,7 +39,8 @@ def load_model_or_exit(args):
 
 def add_decoder_options(p: argparse.ArgumentParser) -> None:
     """--beam-size, --lm, --alpha, --beta, --hotword (see docs/lm.md); read by make_decoder."""
-    g = p.add_argument_group("decoding", "Greedy unless --beam-size, --lm or --hotword is given (docs/lm.md).")
+    g = p.add_argument_group("decoding", "Greedy unless --beam-size, --lm or --hotword is given, or the model "
+                                         "comes with a language model (docs/lm.md).")
     g.add_argument("--beam-size", type=int, default=None, metavar="N",
                    help="CTC prefix beam search with N beams (default with --lm or --hotword: 32)")
     g.add_argument("--lm", metavar="PATH", help="n-gram language model: ARPA or KenLM binary (`asr lm build`)")
@@ -48,14 +49,23 @@ def add_decoder_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--beta", type=float, default=None, metavar="B", help="word insertion bonus (default: 1.0)")
     g.add_argument("--hotword", action="append", default=[], metavar="WORD[:WEIGHT]",
                    help="favour this word or phrase (repeatable; weight default 10, a log-prob bonus per word)")
+    g.add_argument("--no-lm", action="store_true",
+                   help="greedy decoding even where the model file comes with a language model (as the default does)")
 
 
-def make_beam_search(args):
-    """The BeamSearch named by the decoding options, or None for greedy. Exits 2 with one
-    line on bad options or an unusable language model."""
+def make_beam_search(args, model=None):
+    """The BeamSearch named by the decoding options, or None for greedy. Without --lm, the
+    language model that `model`'s card names (with its alpha and beta unless given) is used,
+    unless --no-lm. Exits 2 with one line on bad options or an unusable language model."""
     from .beam import DEFAULT_ALPHA, DEFAULT_BEAM_SIZE, DEFAULT_BETA, BeamOptions, BeamSearch, LMError, parse_hotword
+    from .decoding import bundled_lm
     beam, lm, hotwords = getattr(args, "beam_size", None), getattr(args, "lm", None), getattr(args, "hotword", None) or []
     alpha, beta = getattr(args, "alpha", None), getattr(args, "beta", None)
+    own = None if lm or getattr(args, "no_lm", False) or model is None else bundled_lm(model)
+    if own is not None:
+        lm = own["path"]
+        alpha = own["alpha"] if alpha is None else alpha
+        beta = own["beta"] if beta is None else beta
     if beam is not None and beam < 1:
         error(f"--beam-size must be at least 1 (got {beam})")
         sys.exit(EXIT_USAGE)
@@ -85,7 +95,7 @@ def make_decoder(args, model):
     from .audio import FRAME_SECONDS
     from .beam import BeamDecoder
     from .decoding import time_offset
-    search = make_beam_search(args)
+    search = make_beam_search(args, model)
     if search is None:
         return None
     frame_seconds, offset = FRAME_SECONDS * model.cfg.subsampling, time_offset(model)

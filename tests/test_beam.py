@@ -262,3 +262,27 @@ def test_a_long_segment_is_searched_in_pieces_independent_of_chunking(tiny_model
     assert " ".join(w for w, *_ in results[0]) == text + " " + text
     assert len(pieces) == 6 and 250 <= pieces[0] < 500  # two pieces per run, the first cut between words
     assert [w[1] for w in results[0]] == sorted(w[1] for w in results[0])
+
+
+def test_a_model_file_can_bring_its_own_lm(cli, data_dir, cathy_lm, tmp_path):
+    """A card entry `lm: {file, alpha, beta}` names an LM beside the model file (as the bundled
+    default does); commands use it unless --lm or --no-lm says otherwise."""
+    import shutil
+
+    from asr.checkpoint import atomic_save, read_payload
+    payload = read_payload(data_dir / "tiny_weak.pt")
+    payload["card"] = dict(payload.get("card") or {}, lm={"file": "own.arpa.gz", "alpha": 0.8, "beta": 1.0})
+    model = tmp_path / "weak_with_lm.pt"
+    atomic_save(payload, model)
+    manifest = data_dir / "cathy" / "manifest.tsv"
+
+    def wer(*extra):
+        r = cli("evaluate", manifest, "--model", model, "--json", *extra)
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout)["wer"]
+
+    assert cli("evaluate", manifest, "--model", model).returncode == 2  # the card's LM is not there yet
+    shutil.copy(cathy_lm, tmp_path / "own.arpa.gz")
+    greedy, own = wer("--no-lm"), wer()
+    assert own < greedy - 0.1
+    assert wer("--lm", cathy_lm, "--alpha", "0.8") == own

@@ -4,14 +4,15 @@
 #   bash recipes/default/run.sh [--stage N] [--stop-stage N] [--data DIR] [--cathy DIR] [--fsdd DIR] [--config YAML]
 #
 # Stages: 1 Cathy manifests, 2 FSDD manifests, 3 synthetic corpus (TTS; about an hour on 2
-# cores), 4 train, 5 evaluate on every dev set, 6 install as the bundled model, its card
-# carrying the dev WER of stage 5.
+# cores), 4 train, 5 evaluate on every dev set (greedy), 6 build a 3-gram LM, tune alpha/beta
+# and evaluate with it, 7 install model and LM as the bundled default, the card carrying the
+# dev WER of stages 5 and 6.
 # Cathy and FSDD come from ../shared/data here; elsewhere clone
 # github.com/rhasspy/dataset-voice-cathy and github.com/Jakobovski/free-spoken-digit-dataset.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-stage=1; stop_stage=6
+stage=1; stop_stage=7
 data=data
 cathy=../shared/data/cathy
 fsdd=../shared/data/fsdd
@@ -44,19 +45,40 @@ if run 3; then
   $py recipes/synthetic/prepare.py "$data/synth" --cathy-dir "$data/cathy" --hours "$hours"
 fi
 if run 4; then log 4 "train ($config)"; $py -m asr train --config "$config" data_dir="$data" --resume; fi
+sets="cathy fsdd synth"
+report() {  # report NAME EVAL.json
+  $py -c "import json,sys; r=json.load(open(sys.argv[1])); print(f\"{sys.argv[2]}: WER {r['wer']:.4f} CER {r['cer']:.4f} RTF {r['rtf']:.4f} ({r['utterances']} utterances)\")" "$2" "$1"
+}
 if run 5; then
-  log 5 "evaluate $out/model.pt"
-  for set in cathy fsdd synth; do
-    echo "-- $set dev" >&2
-    $py -m asr evaluate "$data/$set/dev.tsv" --model "$out/model.pt" --json > "$out/dev_$set.json"
-    $py -c "import json,sys; r=json.load(open(sys.argv[1])); print(f\"{sys.argv[2]}: WER {r['wer']:.4f} CER {r['cer']:.4f} RTF {r['rtf']:.4f} ({r['utterances']} utterances)\")" "$out/dev_$set.json" "$set"
+  log 5 "evaluate $out/model.pt, greedy"
+  for set in $sets; do
+    $py -m asr evaluate "$data/$set/dev.tsv" --model "$out/model.pt" --no-lm --json > "$out/dev_$set.json"
+    report "$set" "$out/dev_$set.json"
   done
 fi
 if run 6; then
-  log 6 "install $out/model.pt as asr/models/default.pt"
+  log 6 "3-gram LM from the synthetic corpus's text (no dev sentence), alpha/beta tuned on Cathy dev"
+  $py -m asr lm build "$data/synth/text/sentences.tsv" -o "$out/lm.bin" --order 3 \
+      --exclude "$data/cathy/dev.tsv" --exclude "$data/fsdd/dev.tsv" --exclude "$data/synth/dev.tsv"
+  $py -m asr tune-lm "$data/cathy/dev.tsv" --model "$out/model.pt" --lm "$out/lm.bin" \
+      --alphas 0.25,0.5,0.75,1,1.25,1.5 --betas -1,0,1,2,3 --json > "$out/tune_lm.json"
+  read -r alpha beta < <($py -c "import json,sys; b=json.load(open(sys.argv[1]))['best']; print(b['alpha'], b['beta'])" "$out/tune_lm.json")
+  echo "best alpha $alpha beta $beta" >&2
+  for set in $sets; do
+    $py -m asr evaluate "$data/$set/dev.tsv" --model "$out/model.pt" --lm "$out/lm.bin" --alpha "$alpha" \
+        --beta "$beta" --json > "$out/dev_${set}_lm.json"
+    report "$set + LM" "$out/dev_${set}_lm.json"
+  done
+fi
+if run 7; then
+  log 7 "install $out/model.pt and its LM as asr/models/default.pt, default-lm.bin"
   mkdir -p asr/models
   cp "$out/model.pt" asr/models/default.pt
+  cp "$out/lm.bin" asr/models/default-lm.bin
+  cp "$out/lm.bin.vocab" asr/models/default-lm.bin.vocab
   $py recipes/default/card.py asr/models/default.pt --config "$config" \
-      --dev cathy="$out/dev_cathy.json" --dev fsdd="$out/dev_fsdd.json" --dev synth="$out/dev_synth.json"
-  ls -l asr/models/default.pt
+      --dev cathy="$out/dev_cathy.json" --dev fsdd="$out/dev_fsdd.json" --dev synth="$out/dev_synth.json" \
+      --lm asr/models/default-lm.bin --tune "$out/tune_lm.json" \
+      --dev-lm cathy="$out/dev_cathy_lm.json" --dev-lm fsdd="$out/dev_fsdd_lm.json" --dev-lm synth="$out/dev_synth_lm.json"
+  ls -l asr/models/
 fi
