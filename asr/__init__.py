@@ -2,7 +2,9 @@
 
     import asr
     model = asr.load_model()                      # the bundled default model
-    print(asr.transcribe(model, "clip.flac").text)
+    print(asr.transcribe(model, "clip.flac").text)  # greedy
+    decoder = asr.beam_decoder(model)             # beam search + the model's own LM, as the CLI
+    print(asr.transcribe(model, "clip.flac", decoder).text)
 
     rec = asr.Recognizer(model)                    # one model, many streams
     stream = rec.stream()
@@ -21,6 +23,7 @@ Live use (microphone, server) is described in docs/live.md.
 __version__ = "0.1.0"
 
 from .audio import SAMPLE_RATE, AudioError, load_audio  # noqa: E402
+from .beam import BeamOptions, LMError, beam_decoder  # noqa: E402
 from .checkpoint import ModelError, load_model, save_model  # noqa: E402
 from .decoding import GreedyDecoder, Result, Segment, Word  # noqa: E402
 from .endpoint import EndpointConfig, EndpointRule  # noqa: E402
@@ -28,6 +31,6 @@ from .model import AcousticModel, ModelConfig  # noqa: E402
 from .streaming import Recognizer, Stream  # noqa: E402
 from .transcribe import transcribe, transcribe_array  # noqa: E402
 
-__all__ = ["SAMPLE_RATE", "AudioError", "load_audio", "ModelError", "load_model", "save_model", "GreedyDecoder",
+__all__ = ["SAMPLE_RATE", "AudioError", "load_audio", "BeamOptions", "LMError", "beam_decoder", "ModelError", "load_model", "save_model", "GreedyDecoder",
            "Result", "Segment", "Word", "EndpointConfig", "EndpointRule", "AcousticModel", "ModelConfig", "Recognizer", "Stream", "transcribe",
            "transcribe_array", "__version__"]

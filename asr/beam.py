@@ -398,3 +398,28 @@ def _pause_cut(lp: Tensor) -> int:
     if longest[0]:
         return half + longest[1]
     return half + int(lp[half:, SPACE_ID].argmax())
+
+
+def beam_decoder(model, lm: str | os.PathLike | None = None, options: BeamOptions | None = None):
+    """A decoder factory for `transcribe(model, path, decoder)` and `Recognizer(model, decoder)`:
+    beam search with `lm` (an ARPA or KenLM binary), or, when lm is None, with the language
+    model the model file comes with (the bundled default model's, with its tuned alpha and
+    beta); None (greedy) when there is neither. Raises LMError for an unusable LM."""
+    from .decoding import bundled_lm
+    if lm is None:
+        own = bundled_lm(model)
+        if own is None:
+            return None
+        lm = own["path"]
+        if options is None:
+            options = BeamOptions(alpha=DEFAULT_ALPHA if own["alpha"] is None else own["alpha"],
+                                  beta=DEFAULT_BETA if own["beta"] is None else own["beta"])
+    return decoder_factory(model, BeamSearch(lm, options or BeamOptions()))
+
+
+def decoder_factory(model, search: BeamSearch):
+    """Per-stream BeamDecoders over one shared search, timed at the model's output stride."""
+    from .audio import FRAME_SECONDS
+    from .decoding import time_offset
+    frame_seconds, offset = FRAME_SECONDS * model.cfg.subsampling, time_offset(model)
+    return lambda: BeamDecoder(search, frame_seconds, offset)

@@ -92,14 +92,9 @@ def make_beam_search(args, model=None):
 def make_decoder(args, model):
     """A decoder factory from the decoding options (None: greedy). Exits 2 with one line on
     bad options or an unusable language model."""
-    from .audio import FRAME_SECONDS
-    from .beam import BeamDecoder
-    from .decoding import time_offset
+    from .beam import decoder_factory
     search = make_beam_search(args, model)
-    if search is None:
-        return None
-    frame_seconds, offset = FRAME_SECONDS * model.cfg.subsampling, time_offset(model)
-    return lambda: BeamDecoder(search, frame_seconds, offset)
+    return None if search is None else decoder_factory(model, search)
 
 
 # --------------------------------------------------------------------------- transcribe

@@ -286,3 +286,22 @@ def test_a_model_file_can_bring_its_own_lm(cli, data_dir, cathy_lm, tmp_path):
     greedy, own = wer("--no-lm"), wer()
     assert own < greedy - 0.1
     assert wer("--lm", cathy_lm, "--alpha", "0.8") == own
+
+
+def test_beam_decoder_api_follows_the_model_file(tiny_model, data_dir, cathy_lm, tmp_path, cathy_clips):
+    import shutil
+
+    import asr
+    from asr.checkpoint import atomic_save, read_payload
+    assert asr.beam_decoder(tiny_model) is None  # no LM of its own: greedy
+    payload = read_payload(data_dir / "tiny_weak.pt")
+    payload["card"] = dict(payload.get("card") or {}, lm={"file": "own.arpa.gz", "alpha": 0.8, "beta": 1.0})
+    atomic_save(payload, tmp_path / "m.pt")
+    shutil.copy(cathy_lm, tmp_path / "own.arpa.gz")
+    model = asr.load_model(tmp_path / "m.pt")
+    path, text = cathy_clips[0]
+    own = asr.transcribe(model, path, asr.beam_decoder(model)).text
+    explicit = asr.transcribe(model, path, asr.beam_decoder(model, cathy_lm, asr.BeamOptions(alpha=0.8, beta=1.0))).text
+    assert own == explicit == text
+    with pytest.raises(asr.LMError):
+        asr.beam_decoder(model, tmp_path / "missing.arpa")
