@@ -190,7 +190,7 @@ def add_tune_lm(sub) -> None:
     p.add_argument("--alphas", type=_floats, default=[0.0, 0.25, 0.5, 0.75, 1.0, 1.5], metavar="A,A,...",
                    help="LM weights to try (default: 0,0.25,0.5,0.75,1,1.5)")
     p.add_argument("--betas", type=_floats, default=[-1.0, 0.0, 1.0, 2.0, 3.0], metavar="B,B,...",
-                   help="word insertion bonuses to try (default: -1,0,1,2,3)")
+                   help="word insertion bonuses to try (default: -1,0,1,2,3; a list starting with a minus: --betas=-1,0,1)")
     p.add_argument("--beam-size", type=int, default=32, metavar="N", help="beams (default: 32)")
     p.add_argument("--hotword", action="append", default=[], metavar="WORD[:WEIGHT]", help="as for transcribe")
     p.add_argument("--limit", type=int, default=0, metavar="N", help="only the first N utterances")

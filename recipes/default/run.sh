@@ -61,7 +61,7 @@ if run 6; then
   $py -m asr lm build "$data/synth/text/sentences.tsv" -o "$out/lm.bin" --order 3 \
       --exclude "$data/cathy/dev.tsv" --exclude "$data/fsdd/dev.tsv" --exclude "$data/synth/dev.tsv"
   $py -m asr tune-lm "$data/cathy/dev.tsv" --model "$out/model.pt" --lm "$out/lm.bin" \
-      --alphas 0.25,0.5,0.75,1,1.25,1.5 --betas -1,0,1,2,3 --json > "$out/tune_lm.json"
+      --alphas=0.25,0.5,0.75,1,1.25,1.5 --betas=-1,0,1,2,3 --json > "$out/tune_lm.json"
   read -r alpha beta < <($py -c "import json,sys; b=json.load(open(sys.argv[1]))['best']; print(b['alpha'], b['beta'])" "$out/tune_lm.json")
   echo "best alpha $alpha beta $beta" >&2
   for set in $sets; do
