@@ -28,13 +28,19 @@ from asr.data import ManifestReport, read_manifest  # noqa: E402
 from asr.transcribe import transcribe_array  # noqa: E402
 
 
-def reference_words(decoder, samples: np.ndarray, text: str) -> list[tuple[str, float, float]]:
-    """pocketsphinx forced alignment: [(word, start s, end s)], silences left out."""
+def reference_words(decoder, samples: np.ndarray, text: str) -> list[tuple[str, float, float]] | None:
+    """pocketsphinx forced alignment: [(word, start s, end s)], silences left out; None when
+    the alignment fails."""
     pcm = (np.clip(samples, -1, 1) * 32767).astype(np.int16).tobytes()
-    decoder.set_align_text(text)
+    try:
+        decoder.set_align_text(text)
+    except RuntimeError:  # a word its dictionary lacks
+        return None
     decoder.start_utt()
     decoder.process_raw(pcm, full_utt=True)
     decoder.end_utt()
+    if decoder.hyp() is None:
+        return None  # the aligner found no path through the text
     return [(re.sub(r"\(\d+\)$", "", s.word), s.start_frame / 100, (s.end_frame + 1) / 100)
             for s in decoder.seg() if not s.word.startswith("<") and s.word != "</s>" and s.word != "[NOISE]"]
 
@@ -58,10 +64,13 @@ def main():
     aligner = pocketsphinx.Decoder(samprate=16000, loglevel="FATAL")
     utts = read_manifest(args.manifest, report=ManifestReport())
     utts = utts[: args.limit] if args.limit else utts
-    d_start, d_end, used = [], [], 0
+    d_start, d_end, used, unaligned = [], [], 0, 0
     for utt in utts:
         x = load_audio(utt.path)
         ref = reference_words(aligner, x, utt.text)
+        if ref is None:
+            unaligned += 1
+            continue
         hyp = transcribe_array(model, x, decoder).words
         if [w for w, _, _ in ref] != [w.word for w in hyp]:
             continue  # times only mean something where the words agree
@@ -75,7 +84,8 @@ def main():
     ds, de = np.array(d_start), np.array(d_end)
     off = float(np.median(np.concatenate([ds, de]))) + 0.0
     print(f"model: {args.model} ({'beam + LM' if args.lm else 'greedy'}); {args.manifest}: "
-          f"{used} of {len(utts)} utterances with all words right, {len(ds)} words")
+          f"{used} of {len(utts)} utterances with all words right, {len(ds)} words"
+          f"{f'; {unaligned} the aligner could not align' if unaligned else ''}")
     for name, d in (("start", ds), ("end", de)):
         print(f"  {name}: ours - reference median {np.median(d):+.3f} s, mean {d.mean():+.3f} s, "
               f"|diff| <= 0.1 s: {100 * np.mean(np.abs(d) <= 0.1):.1f}%, "
