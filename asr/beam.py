@@ -400,20 +400,32 @@ def _pause_cut(lp: Tensor) -> int:
     return half + int(lp[half:, SPACE_ID].argmax())
 
 
+def bundled_lm(model) -> dict | None:
+    """The language model a model file's card names for decoding by default, as
+    {"path", "alpha", "beta"} (alpha and beta defaulted where the card has none): card entry
+    `lm: {file, alpha, beta}`, `file` relative to the model file's folder (the bundled default
+    model and its LM lie side by side in the package). None when the card names none."""
+    entry = (getattr(model, "card", None) or {}).get("lm")
+    source = getattr(model, "source", None)
+    if not isinstance(entry, dict) or not entry.get("file") or not source:
+        return None
+    alpha, beta = entry.get("alpha"), entry.get("beta")
+    return {"path": os.path.join(os.path.dirname(os.path.abspath(source)), entry["file"]),
+            "alpha": DEFAULT_ALPHA if alpha is None else float(alpha),
+            "beta": DEFAULT_BETA if beta is None else float(beta)}
+
+
 def beam_decoder(model, lm: str | os.PathLike | None = None, options: BeamOptions | None = None):
     """A decoder factory for `transcribe(model, path, decoder)` and `Recognizer(model, decoder)`:
     beam search with `lm` (an ARPA or KenLM binary), or, when lm is None, with the language
     model the model file comes with (the bundled default model's, with its tuned alpha and
     beta); None (greedy) when there is neither. Raises LMError for an unusable LM."""
-    from .decoding import bundled_lm
     if lm is None:
         own = bundled_lm(model)
         if own is None:
             return None
         lm = own["path"]
-        if options is None:
-            options = BeamOptions(alpha=DEFAULT_ALPHA if own["alpha"] is None else own["alpha"],
-                                  beta=DEFAULT_BETA if own["beta"] is None else own["beta"])
+        options = options or BeamOptions(alpha=own["alpha"], beta=own["beta"])
     return decoder_factory(model, BeamSearch(lm, options or BeamOptions()))
 
 

@@ -57,8 +57,8 @@ def make_beam_search(args, model=None):
     """The BeamSearch named by the decoding options, or None for greedy. Without --lm, the
     language model that `model`'s card names (with its alpha and beta unless given) is used,
     unless --no-lm. Exits 2 with one line on bad options or an unusable language model."""
-    from .beam import DEFAULT_ALPHA, DEFAULT_BEAM_SIZE, DEFAULT_BETA, BeamOptions, BeamSearch, LMError, parse_hotword
-    from .decoding import bundled_lm
+    from .beam import (DEFAULT_ALPHA, DEFAULT_BEAM_SIZE, DEFAULT_BETA, BeamOptions, BeamSearch, LMError, bundled_lm,
+                       parse_hotword)
     beam, lm, hotwords = getattr(args, "beam_size", None), getattr(args, "lm", None), getattr(args, "hotword", None) or []
     alpha, beta = getattr(args, "alpha", None), getattr(args, "beta", None)
     own = None if lm or getattr(args, "no_lm", False) or model is None else bundled_lm(model)

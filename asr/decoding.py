@@ -104,20 +104,6 @@ def time_offset(model) -> float:
     return float((getattr(model, "card", None) or {}).get("word_time_offset", 0.0))
 
 
-def bundled_lm(model) -> dict | None:
-    """The language model a model file's card names for decoding by default, as
-    {"path", "alpha", "beta"}: card entry `lm: {file, alpha, beta}`, `file` relative to the
-    model file's folder (the bundled default model and its LM lie side by side in the
-    package). None when the card names none."""
-    import os
-    entry = (getattr(model, "card", None) or {}).get("lm")
-    source = getattr(model, "source", None)
-    if not isinstance(entry, dict) or not entry.get("file") or not source:
-        return None
-    return {"path": os.path.join(os.path.dirname(os.path.abspath(source)), entry["file"]),
-            "alpha": entry.get("alpha"), "beta": entry.get("beta")}
-
-
 class GreedyDecoder:
     """Best path: argmax per frame, merge repeats, drop blanks. Incremental and exact.
 

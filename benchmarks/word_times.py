@@ -21,10 +21,11 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from asr.audio import FRAME_SECONDS, load_audio  # noqa: E402
-from asr.beam import BeamDecoder, BeamOptions, BeamSearch  # noqa: E402
+from asr.audio import load_audio  # noqa: E402
+from asr.beam import BeamOptions, beam_decoder  # noqa: E402
 from asr.checkpoint import load_model  # noqa: E402
 from asr.data import ManifestReport, read_manifest  # noqa: E402
+from asr.decoding import time_offset  # noqa: E402
 from asr.transcribe import transcribe_array  # noqa: E402
 
 
@@ -57,10 +58,8 @@ def main():
     import pocketsphinx
 
     model = load_model(args.model)
-    decoder = None
-    if args.lm:
-        search = BeamSearch(args.lm, BeamOptions(beam_size=args.beam_size))
-        decoder = lambda: BeamDecoder(search, FRAME_SECONDS * model.cfg.subsampling)  # noqa: E731
+    # Both ways time words as asr transcribe does, the card's word_time_offset included.
+    decoder = beam_decoder(model, args.lm, BeamOptions(beam_size=args.beam_size)) if args.lm else None
     aligner = pocketsphinx.Decoder(samprate=16000, loglevel="FATAL")
     utts = read_manifest(args.manifest, report=ManifestReport())
     utts = utts[: args.limit] if args.limit else utts
@@ -82,15 +81,15 @@ def main():
         print(f"{args.manifest}: no utterance where the model's words equal the reference; nothing to compare")
         return
     ds, de = np.array(d_start), np.array(d_end)
-    off = float(np.median(np.concatenate([ds, de]))) + 0.0
+    off = float(np.median(np.concatenate([ds, de])))  # what remains to correct
     print(f"model: {args.model} ({'beam + LM' if args.lm else 'greedy'}); {args.manifest}: "
           f"{used} of {len(utts)} utterances with all words right, {len(ds)} words"
           f"{f'; {unaligned} the aligner could not align' if unaligned else ''}")
     for name, d in (("start", ds), ("end", de)):
         print(f"  {name}: ours - reference median {np.median(d):+.3f} s, mean {d.mean():+.3f} s, "
               f"|diff| <= 0.1 s: {100 * np.mean(np.abs(d) <= 0.1):.1f}%, "
-              f"after the offset {0.0 - off:+.3f} s: {100 * np.mean(np.abs(d - off) <= 0.1):.1f}%")
-    print(f"  suggested word_time_offset: {0.0 - off:+.3f} s (now {float(model.card.get('word_time_offset', 0.0)):+.3f})")
+              f"with the suggested offset: {100 * np.mean(np.abs(d - off) <= 0.1):.1f}%")
+    print(f"  suggested word_time_offset: {time_offset(model) - off:+.3f} s (now {time_offset(model):+.3f})")
 
 
 if __name__ == "__main__":
