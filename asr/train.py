@@ -126,8 +126,10 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         random.seed(cfg.seed)
         self.model = AcousticModel(cfg.model).to(self.device)
+        self.init_steps = 0  # steps the init_from model had already been trained for
         if cfg.init_from:
             src = read_payload(cfg.init_from)
+            self.init_steps = int((src.get("card") or {}).get("trained_steps") or src.get("training", {}).get("step", 0))
             self.model.load_state_dict({k: v.float() if v.is_floating_point() else v
                                         for k, v in src["state_dict"].items()})
         if self.rank:  # the same initial weights everywhere (DDP broadcasts rank 0's anyway), own dropout masks
@@ -235,7 +237,9 @@ class Trainer:
 
     def _card(self) -> dict:
         card = dict(self.cfg.card)
-        card.setdefault("trained_steps", self.step)
+        card.setdefault("trained_steps", self.init_steps + self.step)
+        if self.cfg.init_from:
+            card.setdefault("fine_tuned_from", f"{Path(self.cfg.init_from).name} ({self.init_steps} steps)")
         if self.history:
             card["dev_wer"] = {k: round(v, 4) for k, v in self.history[-1].items() if k.endswith("wer") and k != "step"}
         return card

@@ -164,6 +164,25 @@ def test_resume_after_kill_is_bit_exact(cathy_manifest, tmp_path):
     assert ta["scheduler"] == tb["scheduler"]
 
 
+def test_init_from_fine_tunes_and_counts_all_steps(cathy_manifest, tmp_path):
+    """init_from= starts a new run (fresh optimiser and schedule) from a trained model's weights
+    and feature statistics; the exported card counts the steps of both runs."""
+    common = MECHANICS + [f"train={cathy_manifest}", "epochs=1000", "checkpoint_every=0"]
+    Trainer(load_config(None, common + ["max_steps=4", f"out_dir={tmp_path / 'first'}"]), progress=False).fit()
+    first = read_payload(tmp_path / "first" / "last.pt")
+    tuned = Trainer(load_config(None, common + ["max_steps=3", "lr=1e-4", f"out_dir={tmp_path / 'tuned'}",
+                                                f"init_from={tmp_path / 'first' / 'last.pt'}"]), progress=False)
+    start = tuned.model.state_dict()
+    for k, v in first["state_dict"].items():
+        assert torch.equal(start[k], v), k  # weights and feat_mean/feat_std, not recomputed stats
+    assert tuned.step == 0 and tuned.scheduler.get_last_lr()[0] < 1e-4  # a new warm-up
+    tuned.fit()
+    card = read_payload(tmp_path / "tuned" / "model.pt")["card"]
+    assert card["trained_steps"] == 7
+    assert card["fine_tuned_from"] == "last.pt (4 steps)"
+    assert not torch.equal(weights(tmp_path / "tuned" / "last.pt")["head.weight"], first["state_dict"]["head.weight"])
+
+
 # --------------------------------------------------------------------------- bad data
 def test_bad_rows_and_audio_are_skipped_and_training_proceeds(cathy_manifest, tmp_path, caplog):
     good = read_manifest(cathy_manifest)[:4]

@@ -2,9 +2,11 @@
 # The recipe of the bundled default model, in re-runnable stages (icefall style).
 #
 #   bash recipes/default/run.sh [--stage N] [--stop-stage N] [--data DIR] [--cathy DIR] [--fsdd DIR] [--config YAML]
+#        [--finetune-epochs N]
 #
 # Stages: 1 Cathy manifests, 2 FSDD manifests, 3 synthetic corpus (TTS; about an hour on 2
-# cores), 4 train, 5 evaluate on every dev set (greedy), 6 build a 3-gram LM, tune alpha/beta
+# cores), 4 train: $config's run, then a warm restart from its last checkpoint (a fresh cosine
+# schedule, peak lr 7.5e-4, a new data order; --finetune-epochs 0 skips it), 5 evaluate on every dev set (greedy), 6 build a 3-gram LM, tune alpha/beta
 # and evaluate with it, 7 install model and LM as the bundled default, the card carrying the
 # dev WER of stages 5 and 6.
 # Cathy and FSDD come from ../shared/data here; elsewhere clone
@@ -18,6 +20,7 @@ cathy=../shared/data/cathy
 fsdd=../shared/data/fsdd
 config=recipes/default/uni.yaml
 hours=8
+finetune_epochs=8
 while [ $# -gt 0 ]; do
   case "$1" in
     --stage) stage=$2; shift 2 ;;
@@ -27,6 +30,7 @@ while [ $# -gt 0 ]; do
     --fsdd) fsdd=$2; shift 2 ;;
     --config) config=$2; shift 2 ;;
     --hours) hours=$2; shift 2 ;;
+    --finetune-epochs) finetune_epochs=$2; shift 2 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -44,7 +48,17 @@ if run 3; then
       bible-kjv-text dict-devil sox
   $py recipes/synthetic/prepare.py "$data/synth" --cathy-dir "$data/cathy" --hours "$hours"
 fi
-if run 4; then log 4 "train ($config)"; $py -m asr train --config "$config" data_dir="$data" --resume; fi
+first=$out
+[ "$finetune_epochs" -gt 0 ] && out=$first-ft  # stages 5-7 take the restarted run's model
+if run 4; then
+  log 4 "train ($config)"
+  $py -m asr train --config "$config" data_dir="$data" --resume
+  if [ "$finetune_epochs" -gt 0 ]; then
+    log 4 "warm restart from $first/last.pt: $finetune_epochs more epochs into $out"
+    $py -m asr train --config "$config" data_dir="$data" out_dir="$out" init_from="$first/last.pt" lr=7.5e-4 \
+        warmup_steps=100 epochs="$finetune_epochs" sorta_grad=false seed=1 --resume
+  fi
+fi
 sets="cathy fsdd synth"
 report() {  # report NAME EVAL.json
   $py -c "import json,sys; r=json.load(open(sys.argv[1])); print(f\"{sys.argv[2]}: WER {r['wer']:.4f} CER {r['cer']:.4f} RTF {r['rtf']:.4f} ({r['utterances']} utterances)\")" "$2" "$1"
