@@ -42,6 +42,7 @@ class TrainConfig:
     half_export: bool = True  # export the final model with float16 weights
     card: dict = field(default_factory=dict)  # model-card text copied into the exported model
     init_from: str = ""  # start from this model's weights (fine-tuning)
+    export: str = "best"  # model.pt gets the best dev checkpoint's weights ("best") or the last step's ("last")
 
     def __post_init__(self):
         positive = ["epochs", "max_batch_seconds", "max_utterance_seconds", "lr", "grad_clip", "stats_utterances"]
@@ -53,6 +54,8 @@ class TrainConfig:
         for name in at_least_zero:
             if getattr(self, name) < 0:
                 raise ValueError(f"config {name}: must be >= 0, got {getattr(self, name)!r}")
+        if self.export not in ("best", "last"):
+            raise ValueError(f"config export: must be 'best' or 'last', got {self.export!r}")
         if self.min_lr_ratio > 1:
             raise ValueError(f"config min_lr_ratio: must be in [0, 1], got {self.min_lr_ratio!r}")
         for entry in self.train:

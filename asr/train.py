@@ -404,7 +404,7 @@ class Trainer:
             summary["dropped_unreadable"] = sum(r["dropped_unreadable"] for r in per_rank)
         if self.is_main:
             best = self.out / "best.pt"
-            source = read_payload(best) if best.exists() else None
+            source = read_payload(best) if self.cfg.export == "best" and best.exists() else None
             final = AcousticModel(self.cfg.model)
             final.load_state_dict(source["state_dict"] if source else self.model.state_dict())
             card = dict(source["card"]) if source else self._card()

@@ -183,6 +183,22 @@ def test_init_from_fine_tunes_and_counts_all_steps(cathy_manifest, tmp_path):
     assert not torch.equal(weights(tmp_path / "tuned" / "last.pt")["head.weight"], first["state_dict"]["head.weight"])
 
 
+@pytest.mark.parametrize("export", ["best", "last"])
+def test_export_picks_best_or_last_checkpoint(cathy_manifest, tmp_path, export):
+    """model.pt holds best.pt's weights (the lowest dev WER) by default, the last step's with export=last."""
+    cfg = load_config(None, MECHANICS + [f"train={cathy_manifest}", f"dev={{a: {cathy_manifest}}}", "dev_every=2",
+                                         "dev_max_utterances=2", "max_steps=6", "epochs=1000", "checkpoint_every=0",
+                                         f"export={export}", f"out_dir={tmp_path}"])
+    trainer = Trainer(cfg, progress=False)
+    trainer.evaluate_dev = lambda: {"mean_wer": {2: 0.5}.get(trainer.step, 0.8)}  # step 2 is the best
+    trainer.fit()
+    assert read_payload(tmp_path / "best.pt")["training"]["step"] == 2
+    source = tmp_path / ("best.pt" if export == "best" else "last.pt")
+    exported, expected = weights(tmp_path / "model.pt"), weights(source)
+    assert all(torch.equal(exported[k], expected[k]) for k in expected)
+    assert not torch.equal(weights(tmp_path / "best.pt")["head.weight"], weights(tmp_path / "last.pt")["head.weight"])
+
+
 # --------------------------------------------------------------------------- bad data
 def test_bad_rows_and_audio_are_skipped_and_training_proceeds(cathy_manifest, tmp_path, caplog):
     good = read_manifest(cathy_manifest)[:4]
@@ -254,6 +270,7 @@ def test_label_too_long_never_gives_nan(cathy_manifest, tmp_path):
     (["train=[{manifest: a.tsv, repeats: 2}]"], "config train: each entry is a manifest path"),
     (["dev=[a.tsv]"], "config dev: ['a.tsv'] is not a valid dict"),
     (["min_lr_ratio=2"], "config min_lr_ratio: must be in [0, 1]"),
+    (["export=final"], "config export: must be 'best' or 'last'"),
     (["model=5", "model.x=1"], "model is not a section"),
     (["noequals"], "is not key=value"),
 ])
