@@ -6,7 +6,8 @@
 #
 # Stages: 1 Cathy manifests, 2 FSDD manifests, 3 synthetic corpus (TTS; about an hour on 2
 # cores), 4 train: $config's run, then a warm restart from its last checkpoint (a fresh cosine
-# schedule, peak lr 7.5e-4, a new data order; --finetune-epochs 0 skips it), 5 evaluate on every dev set (greedy), 6 build a 3-gram LM, tune alpha/beta
+# schedule, peak lr 7.5e-4, a new data order, exporting the last step: best-of-dev would pick
+# FSDD dev noise; --finetune-epochs 0 skips it), 5 evaluate on every dev set (greedy), 6 build a 3-gram LM, tune alpha/beta
 # and evaluate with it, 7 install model and LM as the bundled default, the card carrying the
 # dev WER of stages 5 and 6.
 # Cathy and FSDD come from ../shared/data here; elsewhere clone
@@ -56,7 +57,7 @@ if run 4; then
   if [ "$finetune_epochs" -gt 0 ]; then
     log 4 "warm restart from $first/last.pt: $finetune_epochs more epochs into $out"
     $py -m asr train --config "$config" data_dir="$data" out_dir="$out" init_from="$first/last.pt" lr=7.5e-4 \
-        warmup_steps=100 epochs="$finetune_epochs" sorta_grad=false seed=1 --resume
+        warmup_steps=100 epochs="$finetune_epochs" sorta_grad=false seed=1 export=last --resume
   fi
 fi
 sets="cathy fsdd synth"
