@@ -6,6 +6,7 @@ early, so it misspells them as a small acoustic model does. `cathy_lm` is a 3-gr
 """
 import gzip
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -264,16 +265,20 @@ def test_a_long_segment_is_searched_in_pieces_independent_of_chunking(tiny_model
     assert [w[1] for w in results[0]] == sorted(w[1] for w in results[0])
 
 
-def test_a_model_file_can_bring_its_own_lm(cli, data_dir, cathy_lm, tmp_path):
-    """A card entry `lm: {file, alpha, beta}` names an LM beside the model file (as the bundled
-    default does); commands use it unless --lm or --no-lm says otherwise."""
-    import shutil
-
+def weak_model_naming_own_lm(data_dir, folder):
+    """tiny_weak.pt with a card entry `lm: {file, alpha, beta}` naming own.arpa.gz beside it (as
+    the bundled default names its LM); the LM file itself is the caller's to put there."""
     from asr.checkpoint import atomic_save, read_payload
     payload = read_payload(data_dir / "tiny_weak.pt")
     payload["card"] = dict(payload.get("card") or {}, lm={"file": "own.arpa.gz", "alpha": 0.8, "beta": 1.0})
-    model = tmp_path / "weak_with_lm.pt"
-    atomic_save(payload, model)
+    atomic_save(payload, folder / "weak_with_lm.pt")
+    return folder / "weak_with_lm.pt"
+
+
+def test_a_model_file_can_bring_its_own_lm(cli, data_dir, cathy_lm, tmp_path):
+    """A card entry `lm: {file, alpha, beta}` names an LM beside the model file (as the bundled
+    default does); commands use it unless --lm or --no-lm says otherwise."""
+    model = weak_model_naming_own_lm(data_dir, tmp_path)
     manifest = data_dir / "cathy" / "manifest.tsv"
 
     def wer(*extra):
@@ -289,19 +294,13 @@ def test_a_model_file_can_bring_its_own_lm(cli, data_dir, cathy_lm, tmp_path):
 
 
 def test_beam_decoder_api_follows_the_model_file(tiny_model, data_dir, cathy_lm, tmp_path, cathy_clips):
-    import shutil
-
     import asr
-    from asr.checkpoint import atomic_save, read_payload
     assert asr.beam_decoder(tiny_model) is None  # no LM of its own: greedy
-    payload = read_payload(data_dir / "tiny_weak.pt")
-    payload["card"] = dict(payload.get("card") or {}, lm={"file": "own.arpa.gz", "alpha": 0.8, "beta": 1.0})
-    atomic_save(payload, tmp_path / "m.pt")
+    model = asr.load_model(weak_model_naming_own_lm(data_dir, tmp_path))
     shutil.copy(cathy_lm, tmp_path / "own.arpa.gz")
-    model = asr.load_model(tmp_path / "m.pt")
-    path, text = cathy_clips[0]
-    own = asr.transcribe(model, path, asr.beam_decoder(model)).text
-    explicit = asr.transcribe(model, path, asr.beam_decoder(model, cathy_lm, asr.BeamOptions(alpha=0.8, beta=1.0))).text
+    clip, text = cathy_clips[0]
+    own = asr.transcribe(model, clip, asr.beam_decoder(model)).text
+    explicit = asr.transcribe(model, clip, asr.beam_decoder(model, cathy_lm, asr.BeamOptions(alpha=0.8, beta=1.0))).text
     assert own == explicit == text
     with pytest.raises(asr.LMError):
         asr.beam_decoder(model, tmp_path / "missing.arpa")

@@ -18,6 +18,7 @@ import sys
 
 import yaml
 
+from asr.beam import DEFAULT_ALPHA, DEFAULT_BETA
 from asr.checkpoint import ModelError, atomic_save, read_payload
 
 
@@ -53,7 +54,7 @@ def main(argv=None):
     if args.lm:
         if os.path.dirname(os.path.abspath(args.lm)) != os.path.dirname(os.path.abspath(args.model)):
             sys.exit(f"card.py: error: --lm {args.lm}: must lie beside {args.model}")
-        best = {"alpha": 0.5, "beta": 1.0}
+        best = {"alpha": DEFAULT_ALPHA, "beta": DEFAULT_BETA}  # what the decoder uses untuned
         if args.tune:
             with open(args.tune, encoding="utf-8") as f:
                 best = json.load(f)["best"]
