@@ -22,6 +22,10 @@ Live use (microphone, server) is described in docs/live.md.
 """
 __version__ = "0.1.0"
 
+from .deps import require_torch  # noqa: E402
+
+require_torch()  # a torch/torchaudio pair that cannot load together: one line and the fix, not a traceback
+
 from .audio import SAMPLE_RATE, AudioError, load_audio  # noqa: E402
 from .beam import BeamOptions, LMError, beam_decoder  # noqa: E402
 from .checkpoint import ModelError, load_model, save_model  # noqa: E402

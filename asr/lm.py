@@ -100,11 +100,27 @@ def kenlm_tool(name: str) -> str | None:
     return str(local) if local.is_file() and os.access(local, os.X_OK) else None
 
 
+def install_tools_command() -> str | None:
+    """The command that builds lmplz and build_binary into this Python's environment, from a
+    checkout of asr (None for an installed package without its scripts/)."""
+    repo = Path(__file__).resolve().parent.parent
+    script = repo / "scripts" / "install-kenlm-tools.sh"
+    if not script.is_file():
+        return None
+    shown = os.path.relpath(script) if Path.cwd() == repo else str(script)
+    venv = Path(sys.prefix)
+    return f"bash {shown}" + ("" if venv == repo / ".venv" else f" {venv}")
+
+
 def _require(name: str) -> str:
     tool = kenlm_tool(name)
     if tool is None:
-        raise LMBuildError(f"{name} (KenLM) is not installed: run scripts/install-kenlm-tools.sh "
-                           "(builds it from the kenlm source package on PyPI; see docs/lm.md)")
+        command = install_tools_command()
+        how = (f"build it once with `{command}` (a few minutes; it installs cmake and Boost with apt-get "
+               "where missing)" if command else
+               "build it from the kenlm source package on PyPI and put it on PATH (docs/lm.md)")
+        raise LMBuildError(f"{name} (KenLM's {'estimator' if name == 'lmplz' else 'binary converter'}) is not "
+                           f"installed: {how}")
     return tool
 
 

@@ -1,29 +1,36 @@
 #!/usr/bin/env bash
 # Set up asr on a Debian/Ubuntu machine: system packages, a virtual environment in .venv,
-# and the package (with test tools when --dev is given). Safe to run again: it only adds
-# what is missing.
+# and the package (with test tools when --dev is given), every Python package at the version
+# the lock, constraints.txt, names (scripts/lock.sh refreshes it). Safe to run again: it only
+# adds what is missing, and brings a package that drifted from the lock back to it.
 #
-#   bash scripts/setup.sh          # to use asr:        .venv/bin/asr ...
-#   bash scripts/setup.sh --dev    # to run the tests:  .venv/bin/python -m pytest
+#   bash scripts/setup.sh                # to use asr:        .venv/bin/asr ...
+#   bash scripts/setup.sh --dev          # to run the tests:  .venv/bin/python -m pytest
+#   bash scripts/setup.sh --kenlm-tools  # also KenLM's lmplz and build_binary, for `asr lm build`
+#
+# --dev builds KenLM's tools too (the tests build language models); compiling them takes a few
+# minutes once per machine (scripts/install-kenlm-tools.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 dev=0
+kenlm_tools=0
 for arg in "$@"; do
   case "$arg" in
-    --dev) dev=1 ;;
-    *) echo "setup.sh: unknown option $arg (use --dev)" >&2; exit 2 ;;
+    --dev) dev=1; kenlm_tools=1 ;;
+    --kenlm-tools) kenlm_tools=1 ;;
+    *) echo "setup.sh: unknown option $arg (use --dev or --kenlm-tools)" >&2; exit 2 ;;
   esac
 done
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
-# System packages: PortAudio for the microphone, a C++ compiler for kenlm, and for the
-# tests a PulseAudio virtual microphone.
+# System packages: PortAudio for the microphone, a C++ compiler for the kenlm module, and for
+# the tests a PulseAudio virtual microphone.
 packages=(python3-venv python3-dev build-essential libsndfile1 libportaudio2)
 if [ "$dev" = 1 ]; then packages+=(pulseaudio pulseaudio-utils libasound2-plugins sox); fi
 source scripts/apt.sh
-apt_install "${packages[@]}" || true
+apt_install "${packages[@]}" || echo "setup.sh: carrying on without these system packages" >&2
 
 python=${PYTHON:-python3}
 if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
@@ -34,13 +41,18 @@ if [ ! -x .venv/bin/python ]; then
   say "creating .venv"
   "$python" -m venv .venv
 fi
-.venv/bin/python -m pip install -q --upgrade pip
-say "installing asr and its dependencies (torch 2.11 is a large download the first time)"
+lock=constraints.txt
+.venv/bin/python -m pip install -q -c "$lock" pip
+say "installing asr and its dependencies at the versions of $lock (torch is a large download the first time)"
 if [ "$dev" = 1 ]; then
-  .venv/bin/python -m pip install -q -e ".[dev]"
+  .venv/bin/python -m pip install -q -c "$lock" -e ".[dev]"
 else
-  .venv/bin/python -m pip install -q -e .
+  .venv/bin/python -m pip install -q -c "$lock" -e .
 fi
-# KenLM's lmplz and build_binary for `asr lm build` (compiled once, then cached).
-bash scripts/install-kenlm-tools.sh .venv
+# A torch/torchaudio pair that cannot load together breaks every command: say so here.
+.venv/bin/python -P asr/deps.py
+if [ "$kenlm_tools" = 1 ]; then
+  # KenLM's lmplz and build_binary for `asr lm build` (compiled once per machine, then cached).
+  bash scripts/install-kenlm-tools.sh .venv
+fi
 say "ready: .venv/bin/asr --help"
