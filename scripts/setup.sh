@@ -42,7 +42,7 @@ if [ ! -x .venv/bin/python ]; then
   "$python" -m venv .venv
 fi
 lock=constraints.txt
-.venv/bin/python -m pip install -q -c "$lock" pip
+.venv/bin/python -m pip install -q -c "$lock" pip setuptools
 say "installing asr and its dependencies at the versions of $lock (torch is a large download the first time)"
 if [ "$dev" = 1 ]; then
   .venv/bin/python -m pip install -q -c "$lock" -e ".[dev]"
