@@ -39,6 +39,7 @@ class TrainConfig:
     dev_max_utterances: int = 300  # per dev set, for speed
     stats_utterances: int = 400  # utterances sampled for the feature statistics
     bf16: bool = True  # autocast on GPU
+    bf16_cpu: bool = False  # autocast on CPU too (AVX512-BF16 / AMX CPUs; benchmarks/train_throughput.py says if it pays)
     half_export: bool = True  # export the final model with float16 weights
     card: dict = field(default_factory=dict)  # model-card text copied into the exported model
     init_from: str = ""  # start from this model's weights (fine-tuning)

@@ -131,6 +131,7 @@ class AugmentConfig:
     reverb_prob: float = 0.0  # synthetic room reverberation
     rt60: tuple[float, float] = (0.15, 0.6)  # seconds
     gain_db: tuple[float, float] = (-12.0, 6.0)  # random level
+    telephone_prob: float = 0.0  # band-limit to a telephone's 8 kHz sampling (300-3400 Hz speech band)
     freq_masks: int = 2  # SpecAugment
     freq_mask_width: int = 27
     time_masks: int = 2
@@ -139,7 +140,8 @@ class AugmentConfig:
 
     @classmethod
     def off(cls) -> "AugmentConfig":
-        return cls(speeds=(1.0,), noise_prob=0.0, reverb_prob=0.0, gain_db=(0.0, 0.0), freq_masks=0, time_masks=0)
+        return cls(speeds=(1.0,), noise_prob=0.0, reverb_prob=0.0, gain_db=(0.0, 0.0), telephone_prob=0.0,
+                   freq_masks=0, time_masks=0)
 
 
 def _coloured_noise(n: int, rng: np.random.Generator) -> np.ndarray:
@@ -164,7 +166,7 @@ def _room_response(rng: np.random.Generator, rt60: float) -> np.ndarray:
 
 
 def augment_waveform(x: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
-    """Speed, reverberation, noise and gain, drawn from rng. x: 16 kHz mono float32."""
+    """Speed, reverberation, noise, telephone band and gain, drawn from rng. x: 16 kHz mono float32."""
     speed = float(rng.choice(cfg.speeds))
     if speed != 1.0:  # play faster or slower: pitch and tempo together (Kaldi/sox "speed")
         x = soxr.resample(x, SAMPLE_RATE * speed, SAMPLE_RATE)
@@ -177,6 +179,8 @@ def augment_waveform(x: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator
         if power > 0:
             snr = rng.uniform(*cfg.snr_db)
             x = x + _coloured_noise(len(x), rng) * math.sqrt(power / 10 ** (snr / 10))
+    if cfg.telephone_prob and rng.random() < cfg.telephone_prob:  # down to 8 kHz and back: nothing above 4 kHz
+        x = soxr.resample(soxr.resample(x, SAMPLE_RATE, 8000), 8000, SAMPLE_RATE)[: len(x)]
     gain = 10 ** (rng.uniform(*cfg.gain_db) / 20)
     peak = np.max(np.abs(x)) if len(x) else 0.0
     x = x * gain

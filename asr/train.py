@@ -303,7 +303,7 @@ class Trainer:
         feats, lengths, targets, target_lengths = usable
         model = self.ddp or self.model
         feats, lengths = feats.to(self.device, non_blocking=True), lengths.to(self.device)
-        use_bf16 = self.cfg.bf16 and self.device.type == "cuda"
+        use_bf16 = self.cfg.bf16_cpu if self.device.type == "cpu" else self.cfg.bf16
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_bf16):
             log_probs, out_lengths = model(feats, lengths)
         loss_sum = F.ctc_loss(log_probs.float().transpose(0, 1), targets.to(self.device), out_lengths,

@@ -2,7 +2,8 @@
 """Training throughput in audio-seconds per second, for a model configuration on real clips.
 
     python benchmarks/train_throughput.py [--model default|ds2|CONFIG.yaml] [--manifest TSV]
-        [--device cpu|cuda] [--seconds 60] [--batch-seconds N] [--threads N] [--no-bf16] [--data-seconds 20]
+        [--device cpu|cuda] [--seconds 60] [--batch-seconds N] [--threads N] [--no-bf16] [--cpu-bf16]
+        [--data-seconds 20]
 
 Times the training step of `asr train` itself (Trainer.train_step: forward, CTC loss, backward,
 gradient clipping, AdamW) on batches of real speech whose features were computed beforehand,
@@ -12,7 +13,7 @@ log-mel) on one CPU worker, which says how many loader workers keep the model fe
 --model default is the bundled default's configuration (ModelConfig()); ds2 is a Deep Speech 2
 sized model (5 x bidirectional GRU 1024, conv 512); a YAML file uses its `model:` section. On a
 GPU the step runs under bf16 autocast (as `asr train` does; --no-bf16 for fp32) and nn.GRU runs
-on cuDNN. The clips default to tests/data/cathy (eight CC0 clips), repeated to fill the batches.
+on cuDNN; on a CPU in fp32 unless --cpu-bf16 (config `bf16_cpu: true`). The clips default to tests/data/cathy (eight CC0 clips), repeated to fill the batches.
 """
 import argparse
 import itertools
@@ -102,6 +103,7 @@ def main():
                     help="padded audio per batch (default: 60 on CPU, 480 on GPU)")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's)")
     ap.add_argument("--no-bf16", action="store_true", help="fp32 on GPU")
+    ap.add_argument("--cpu-bf16", action="store_true", help="bf16 autocast on CPU too (config bf16_cpu)")
     ap.add_argument("--data-seconds", type=float, default=20.0, help="how long to time the data pipeline (0: skip)")
     args = ap.parse_args()
     if args.threads:
@@ -115,14 +117,14 @@ def main():
     reps = max(1, int(4 * batch_seconds / clip_seconds) + 1)  # at least ~4 distinct batches
     out = tempfile.mkdtemp(prefix="train_throughput.")  # the trainer's out_dir (config, TensorBoard)
     cfg = load_config(None, [f"train={args.manifest}", f"out_dir={out}", f"max_batch_seconds={batch_seconds}",
-                             "num_workers=0", "stats_utterances=50", f"bf16={not args.no_bf16}",
+                             "num_workers=0", "stats_utterances=50", f"bf16={not args.no_bf16}", f"bf16_cpu={args.cpu_bf16}",
                              "max_utterance_seconds=60"] + model_overrides(args.model))
     trainer = Trainer(cfg, device=str(device), progress=False)
     trainer.model.train()
     plain = SpeechDataset(utts * reps, augment=None)
     sampler = DurationBatchSampler([u.seconds for u in plain.utts], batch_seconds, sorta_grad=False)
     batches = [collate([plain[i] for i in b])[0] for b in sampler.batches(1)]
-    bf16 = device.type == "cuda" and not args.no_bf16
+    bf16 = not args.no_bf16 if device.type == "cuda" else args.cpu_bf16
     threads = torch.get_num_threads()
     where = f"{device} ({threads} thread{'s' if threads > 1 else ''})" if device.type == "cpu" else \
         f"{device} ({torch.cuda.get_device_name(device)})"

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import csv
 import logging
 import os
 import sys
 import tarfile
+import zlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
@@ -241,3 +243,65 @@ def write_split(utts: list[Utterance], path: Path) -> None:
 def report_skips(report: ManifestReport, what: str) -> None:
     if report.skipped:
         print(f"{what}: skipped " + ", ".join(f"{n} ({reason})" for reason, n in sorted(report.skipped.items())))
+
+
+# --------------------------------------------------------------------------- corpora as ../shared/data has them
+def read_corpus_manifest(corpus_dir: Path, report: ManifestReport, text: Callable[[str], str] = normalize,
+                         what: str = "corpus") -> list[Utterance]:
+    """The utterances of a corpus laid out as `manifest.tsv` (header `id path seconds speaker text`,
+    CSV quoting, paths relative to the folder) beside its audio: how ../shared/data holds each
+    corpus. `text` maps a published transcript to our normalised one ("" skips the row)."""
+    path = Path(corpus_dir) / "manifest.tsv"
+    if not path.is_file():
+        raise RecipeError(f"{path}: no such file (is {corpus_dir} the {what} folder?)")
+    out = []
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f, delimiter="\t")
+        missing = {"id", "path", "text"} - set(reader.fieldnames or [])
+        if missing:
+            raise RecipeError(f"{path}: the header lacks column(s) {', '.join(sorted(missing))}")
+        for line, row in enumerate(reader, 2):
+            where = f"{path}:{line}"
+            words = text(row["text"] or "")
+            if not words:
+                report.skip("empty or unusable transcript", where)
+                continue
+            audio = (Path(corpus_dir) / row["path"]).resolve()
+            if not audio.is_file():
+                report.skip("audio file missing", f"{where} ({audio})")
+                continue
+            try:
+                seconds = float(row.get("seconds") or 0)
+            except ValueError:
+                seconds = 0.0
+            if not seconds > 0:
+                try:
+                    meta = info(str(audio))
+                    seconds = meta.frames / meta.samplerate
+                except AudioError as err:
+                    report.skip(f"unreadable audio ({err.reason})", where)
+                    continue
+            out.append(Utterance(row["id"], str(audio), round(seconds, 3), words, row.get("speaker") or ""))
+            report.read += 1
+    return out
+
+
+def pick_dev_speakers(speakers: Iterable[str], n: int, group: Callable[[str], str] = lambda s: "") -> set[str]:
+    """n speakers held out for dev, stable (the smallest CRC32 of the name first) and spread evenly
+    over the groups `group` puts speakers in (e.g. gender), so a dev set is not all one kind."""
+    by_group: dict[str, list[str]] = defaultdict(list)
+    for s in sorted(set(speakers), key=lambda s: (zlib.crc32(s.encode()), s)):
+        by_group[group(s)].append(s)
+    picked: list[str] = []
+    queues = [list(v) for _, v in sorted(by_group.items())]
+    while len(picked) < n and any(queues):
+        for q in queues:
+            if q and len(picked) < n:
+                picked.append(q.pop(0))
+    return set(picked)
+
+
+def split_by_speaker(utts: list[Utterance], dev_speakers: set[str], out_dir: Path) -> None:
+    """Write OUT_DIR/train.tsv and OUT_DIR/dev.tsv: dev holds every utterance of dev_speakers."""
+    write_split([u for u in utts if u.speaker not in dev_speakers], Path(out_dir) / "train.tsv")
+    write_split([u for u in utts if u.speaker in dev_speakers], Path(out_dir) / "dev.tsv")

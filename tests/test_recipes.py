@@ -253,9 +253,9 @@ def test_ljspeech_split_and_spelled_out_text(tmp_path):
 def test_an4_sphere_raw_and_speaker_split(tmp_path):
     prepare = recipe("an4")
     root = tmp_path / "dl" / "an4"
-    names = [f"f{c}{d}" for c in "abcdefgh" for d in "xyz"]
-    dev = next(n for n in names if prepare.is_dev_speaker(n))
-    train = [n for n in names if not prepare.is_dev_speaker(n)][:2]
+    names = ["fabc", "mdef", "fghi"]
+    dev = next(iter(prepare.dev_speakers(names, 1)))
+    train = [n for n in names if n != dev]
     train_lines = [f"<s> RUBOUT G M E F THREE NINE </s> (an251-{train[0]}-b)",
                    f"<s> YES </s> (an252-{train[0]}-b)",
                    f"<s> ENTER FIFTY TWO </s> (cen1-{train[1]}-b)",  # a .raw file: converted to FLAC
@@ -275,7 +275,7 @@ def test_an4_sphere_raw_and_speaker_split(tmp_path):
     (root / "etc" / "an4_train.transcription").write_text("\n".join(train_lines) + "\n")
     (root / "etc" / "an4_test.transcription").write_text("<s> H I J </s> (cen1-fcaw-b)\n")
     out = tmp_path / "out"
-    assert prepare.run_main(prepare.main, [str(tmp_path / "dl"), str(out)]) == 0
+    assert prepare.run_main(prepare.main, [str(tmp_path / "dl"), str(out), "--dev-speakers", "1"]) == 0
     check_manifest(out / "train.tsv", {f"an251-{train[0]}-b": ("rubout g m e f three nine", 2.0, train[0]),
                                        f"an252-{train[0]}-b": ("yes", 0.5, train[0]),
                                        f"cen1-{train[1]}-b": ("enter fifty two", 1.5, train[1])})

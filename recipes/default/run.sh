@@ -1,37 +1,43 @@
 #!/usr/bin/env bash
 # The recipe of the bundled default model, in re-runnable stages (icefall style).
 #
-#   bash recipes/default/run.sh [--stage N] [--stop-stage N] [--data DIR] [--cathy DIR] [--fsdd DIR] [--config YAML]
-#        [--finetune-epochs N]
+#   bash recipes/default/run.sh [--stage N] [--stop-stage N] [--data DIR] [--shared DIR] [--config YAML]
+#        [--finetune-epochs N] [--init-from MODEL]
 #
 # Stages: 1 Cathy manifests, 2 FSDD manifests, 3 synthetic corpus (TTS; about an hour on 2
 # cores), 4 train: $config's run, then a warm restart from its last checkpoint (a fresh cosine
 # schedule, peak lr 7.5e-4, a new data order, exporting the last step: best-of-dev would pick
-# FSDD dev noise; --finetune-epochs 0 skips it), 5 evaluate on every dev set (greedy), 6 build a 3-gram LM, tune alpha/beta
-# and evaluate with it, 7 install model and LM as the bundled default, the card carrying the
-# dev WER of stages 5 and 6.
-# Cathy and FSDD come from ../shared/data here; elsewhere clone
-# github.com/rhasspy/dataset-voice-cathy and github.com/Jakobovski/free-spoken-digit-dataset.
+# FSDD dev noise; --finetune-epochs 0 skips it), 5 manifests of the real corpora (AN4,
+# speechocean762, Allison, LJ Speech prompts and samples, wake words), 6 fine-tune stage 4's
+# model on all the real speech (finetune.yaml; --init-from MODEL starts from another model,
+# e.g. asr/models/default.pt on a machine without stage 4's run), 7 evaluate on every dev set
+# (greedy), 8 build a general 3-gram LM (the synthetic corpus's text pool and every corpus's
+# training transcripts, no dev sentence), tune alpha/beta on all dev sets together and
+# evaluate with it, 9 install model and LM as the bundled default, the card carrying the dev
+# WER of stages 7 and 8.
+# The corpora come from ../shared/data here (--shared; one folder each, named as there); elsewhere
+# each recipe's README says where to get its corpus (recipes/<corpus>/prepare.py reads the public
+# layout too).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-stage=1; stop_stage=7
+stage=1; stop_stage=9
 data=data
-cathy=../shared/data/cathy
-fsdd=../shared/data/fsdd
+shared=../shared/data
 config=recipes/default/uni.yaml
 hours=8
 finetune_epochs=8
+init_from=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --stage) stage=$2; shift 2 ;;
     --stop-stage) stop_stage=$2; shift 2 ;;
     --data) data=$2; shift 2 ;;
-    --cathy) cathy=$2; shift 2 ;;
-    --fsdd) fsdd=$2; shift 2 ;;
+    --shared) shared=$2; shift 2 ;;
     --config) config=$2; shift 2 ;;
     --hours) hours=$2; shift 2 ;;
     --finetune-epochs) finetune_epochs=$2; shift 2 ;;
+    --init-from) init_from=$2; shift 2 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -40,8 +46,8 @@ out=$(sed -n 's/^out_dir: *//p' "$config")
 run() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
 log() { echo "== stage $1: $2" >&2; }
 
-if run 1; then log 1 "Cathy: split train/dev by prompt"; $py recipes/cathy/prepare.py "$cathy" "$data/cathy"; fi
-if run 2; then log 2 "FSDD: split train/dev by speaker"; $py recipes/fsdd/prepare.py "$fsdd" "$data/fsdd"; fi
+if run 1; then log 1 "Cathy: split train/dev by prompt"; $py recipes/cathy/prepare.py "$shared/cathy" "$data/cathy"; fi
+if run 2; then log 2 "FSDD: split train/dev by speaker"; $py recipes/fsdd/prepare.py "$shared/fsdd" "$data/fsdd"; fi
 if run 3; then
   log 3 "synthetic multi-voice corpus ($hours h)"
   source scripts/apt.sh
@@ -50,7 +56,7 @@ if run 3; then
   $py recipes/synthetic/prepare.py "$data/synth" --cathy-dir "$data/cathy" --hours "$hours"
 fi
 first=$out
-[ "$finetune_epochs" -gt 0 ] && out=$first-ft  # stages 5-7 take the restarted run's model
+[ "$finetune_epochs" -gt 0 ] && out=$first-ft  # stage 6 starts from the restarted run's model
 if run 4; then
   log 4 "train ($config)"
   $py -m asr train --config "$config" data_dir="$data" --resume
@@ -60,23 +66,57 @@ if run 4; then
         warmup_steps=100 epochs="$finetune_epochs" sorta_grad=false seed=1 export=last --resume
   fi
 fi
-sets="cathy fsdd synth"
+if run 5; then
+  log 5 "real corpora: dev sets split off by speaker (by prompt for one-voice corpora)"
+  $py recipes/an4/prepare.py "$shared/an4" "$data/an4" --dev-speakers 8
+  $py recipes/speechocean762/prepare.py "$shared/speechocean762" "$data/so762" --dev-speakers 10
+  $py recipes/allison/prepare.py "$shared/allison" "$data/allison"
+  $py recipes/ljprompts/prepare.py "$shared/ljprompts_matthes" "$data/ljprompts"
+  $py recipes/ljspeech/prepare.py "$shared/ljspeech_samples" "$data/ljspeech"
+  $py recipes/keywords/prepare.py "$shared/keywords_precise" "$data/kw_precise"
+  $py recipes/keywords/prepare.py "$shared/keywords_picovoice" "$data/kw_picovoice"
+fi
+ft_config=recipes/default/finetune.yaml
+real=$(sed -n 's/^out_dir: *//p' "$ft_config")
+if run 6; then
+  start=${init_from:-$out/model.pt}
+  log 6 "fine-tune $start on all real speech ($ft_config) into $real"
+  $py -m asr train --config "$ft_config" data_dir="$data" init_from="$start" --resume
+fi
+out=$real
+sets="an4 so762 cathy fsdd allison ljprompts"
+[ -f "$data/synth/dev.tsv" ] && sets="$sets synth"
 report() {  # report NAME EVAL.json
   $py -c "import json,sys; r=json.load(open(sys.argv[1])); print(f\"{sys.argv[2]}: WER {r['wer']:.4f} CER {r['cer']:.4f} RTF {r['rtf']:.4f} ({r['utterances']} utterances)\")" "$2" "$1"
 }
-if run 5; then
-  log 5 "evaluate $out/model.pt, greedy"
+if run 7; then
+  log 7 "evaluate $out/model.pt, greedy"
   for set in $sets; do
     $py -m asr evaluate "$data/$set/dev.tsv" --model "$out/model.pt" --no-lm --json > "$out/dev_$set.json"
     report "$set" "$out/dev_$set.json"
   done
 fi
-if run 6; then
-  log 6 "3-gram LM from the synthetic corpus's text (no dev sentence), alpha/beta tuned on Cathy dev"
-  $py -m asr lm build "$data/synth/text/sentences.tsv" -o "$out/lm.bin" --order 3 \
-      --exclude "$data/cathy/dev.tsv" --exclude "$data/fsdd/dev.tsv" --exclude "$data/synth/dev.tsv"
-  $py -m asr tune-lm "$data/cathy/dev.tsv" --model "$out/model.pt" --lm "$out/lm.bin" \
-      --alphas=0.25,0.5,0.75,1,1.25,1.5 --betas=-1,0,1,2,3 --json > "$out/tune_lm.json"
+if run 8; then
+  log 8 "general 3-gram LM: the synthetic text pool + every corpus's training transcripts, no dev sentence"
+  if [ ! -f "$data/synth/text/sentences.tsv" ]; then
+    $py recipes/synthetic/prepare.py "$data/synth" --cathy-dir "$data/cathy" --stage text
+  fi
+  texts=("$data/synth/text/sentences.tsv")
+  excludes=()
+  for set in an4 so762 cathy fsdd allison ljprompts ljspeech kw_precise kw_picovoice; do
+    texts+=("$data/$set/train.tsv")
+    excludes+=(--exclude "$data/$set/dev.tsv")
+  done
+  [ -f "$data/synth/dev.tsv" ] && excludes+=(--exclude "$data/synth/dev.tsv")
+  $py -m asr lm build "${texts[@]}" "${excludes[@]}" -o "$out/lm.bin" --order 3
+  # alpha/beta tuned on every dev set at once (up to 100 utterances of each), so no one corpus decides
+  $py - "$out/dev_all.tsv" $(for set in $sets; do echo "$data/$set/dev.tsv"; done) <<'PY'
+import sys
+from asr.data import read_manifest, write_manifest
+write_manifest([u for path in sys.argv[2:] for u in read_manifest(path)[:100]], sys.argv[1])
+PY
+  $py -m asr tune-lm "$out/dev_all.tsv" --model "$out/model.pt" --lm "$out/lm.bin" \
+      --alphas=0.25,0.5,0.75,1,1.25 --betas=-1,0,1,2 --json > "$out/tune_lm.json"
   read -r alpha beta < <($py -c "import json,sys; b=json.load(open(sys.argv[1]))['best']; print(b['alpha'], b['beta'])" "$out/tune_lm.json")
   echo "best alpha $alpha beta $beta" >&2
   for set in $sets; do
@@ -85,15 +125,17 @@ if run 6; then
     report "$set + LM" "$out/dev_${set}_lm.json"
   done
 fi
-if run 7; then
-  log 7 "install $out/model.pt and its LM as asr/models/default.pt, default-lm.bin"
+if run 9; then
+  log 9 "install $out/model.pt and its LM as asr/models/default.pt, default-lm.bin"
   mkdir -p asr/models
   cp "$out/model.pt" asr/models/default.pt
   cp "$out/lm.bin" asr/models/default-lm.bin
   cp "$out/lm.bin.vocab" asr/models/default-lm.bin.vocab
-  $py recipes/default/card.py asr/models/default.pt --config "$config" \
-      --dev cathy="$out/dev_cathy.json" --dev fsdd="$out/dev_fsdd.json" --dev synth="$out/dev_synth.json" \
-      --lm asr/models/default-lm.bin --tune "$out/tune_lm.json" \
-      --dev-lm cathy="$out/dev_cathy_lm.json" --dev-lm fsdd="$out/dev_fsdd_lm.json" --dev-lm synth="$out/dev_synth_lm.json"
+  devs=(); devs_lm=()
+  for set in $sets; do
+    devs+=(--dev "$set=$out/dev_$set.json"); devs_lm+=(--dev-lm "$set=$out/dev_${set}_lm.json")
+  done
+  $py recipes/default/card.py asr/models/default.pt --config "$ft_config" "${devs[@]}" \
+      --lm asr/models/default-lm.bin --tune "$out/tune_lm.json" "${devs_lm[@]}"
   ls -l asr/models/
 fi

@@ -12,6 +12,11 @@ numbers and abbreviations ("Mr." -> "Mister"), then asr.text.normalize. Stages:
   1  lhotse manifests  -> OUT_DIR/lhotse/ljspeech_{recordings,supervisions}_all.jsonl.gz
   2  our manifests     -> OUT_DIR/{train,dev,test}.tsv
 The 22.05 kHz WAV files are used where they are (asr resamples on the fly).
+
+A CORPUS_DIR with `manifest.tsv` (`id path seconds speaker text`) and `audio/` instead, as
+../shared/data/ljspeech_samples holds 32 of LJ Speech's clips, is read as it is (stage 2 only):
+its dev part is the prompts recipes/ljprompts holds out for dev (other readers of LJ Speech's
+prompts), so that no dev prompt is trained on; the rest is train.
 """
 import sys
 import zlib
@@ -20,8 +25,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout: asr and recipes
 
 from asr.data import ManifestReport  # noqa: E402
-from recipes.common import (Stages, load_lhotse, locate, parser, report_skips, run_main,  # noqa: E402
-                            whole_file_utterances, write_split)
+from asr.text import normalize  # noqa: E402
+from recipes.common import (Stages, load_lhotse, locate, parser, read_corpus_manifest, report_skips,  # noqa: E402
+                            run_main, whole_file_utterances, write_split)
+from recipes.ljprompts.prepare import is_dev_prompt  # noqa: E402
 
 
 def split_of(utt_id: str) -> str:
@@ -58,6 +65,16 @@ def main(argv=None):
             write_split([u for u in utts if split_of(u.id) == split], args.out_dir / f"{split}.tsv")
         report_skips(report, "ljspeech")
 
+    def from_manifest():
+        report = ManifestReport()
+        utts = read_corpus_manifest(args.corpus_dir, report, normalize, "LJ Speech")
+        write_split([u for u in utts if not is_dev_prompt(u.id)], args.out_dir / "train.tsv")
+        write_split([u for u in utts if is_dev_prompt(u.id)], args.out_dir / "dev.tsv")
+        report_skips(report, "ljspeech")
+
+    if (args.corpus_dir / "manifest.tsv").is_file():
+        stages.run(2, "manifests", from_manifest)
+        return
     stages.run(0, "download", download, enabled=args.download)
     stages.run(1, "lhotse", lhotse_manifests)
     stages.run(2, "manifests", our_manifests)

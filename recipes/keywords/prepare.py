@@ -1,0 +1,47 @@
+#!/usr/bin/env python3
+"""Prepare wake-word recordings (one word or short phrase by many voices, mostly silence around
+it) for `asr train`: Picovoice's wake-word benchmark (Apache-2.0) and Mycroft's Precise
+community data (public-domain dedications).
+
+    python recipes/keywords/prepare.py CORPUS_DIR OUT_DIR [--dev-fraction 0.05]
+
+CORPUS_DIR holds `manifest.tsv` (`id path seconds speaker text`) and `audio/`
+(../shared/data/keywords_picovoice or ../shared/data/keywords_precise here). Neither names its
+speakers (Picovoice's have no ids; Precise's `speaker` is the contributor), so dev is a stable
+share of the clips by a hash of the id: its voices may also be in train, which flatters it.
+Stages:
+  1  manifests -> OUT_DIR/{train,dev}.tsv
+"""
+import sys
+import zlib
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout: asr and recipes
+
+from asr.data import ManifestReport  # noqa: E402
+from asr.text import normalize  # noqa: E402
+from recipes.common import Stages, parser, read_corpus_manifest, report_skips, run_main, write_split  # noqa: E402
+
+
+def is_dev(utt_id: str, fraction: float) -> bool:
+    return zlib.crc32(utt_id.encode()) % 1000 < fraction * 1000
+
+
+def main(argv=None):
+    p = parser(__doc__)
+    p.add_argument("--dev-fraction", type=float, default=0.05, help="share of clips held out for dev")
+    args = p.parse_args(argv)
+    stages = Stages.from_args(args)
+
+    def prepare():
+        report = ManifestReport()
+        utts = read_corpus_manifest(args.corpus_dir, report, normalize, "wake-word")
+        write_split([u for u in utts if not is_dev(u.id, args.dev_fraction)], args.out_dir / "train.tsv")
+        write_split([u for u in utts if is_dev(u.id, args.dev_fraction)], args.out_dir / "dev.tsv")
+        report_skips(report, "keywords")
+
+    stages.run(1, "manifests", prepare)
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main))
