@@ -36,8 +36,12 @@ say "resolving pyproject.toml's dependencies with every extra in a scratch envir
   "$scratch/venv/bin/python" -m pip freeze --all --exclude-editable | grep -viE '^(asr|wheel)=='
 } >"$scratch/constraints.txt"
 "$scratch/venv/bin/python" -P asr/deps.py
-mv "$scratch/constraints.txt" constraints.txt
-git --no-pager diff --stat -- constraints.txt || true
+if cmp -s <(grep -v '^#' "$scratch/constraints.txt") <(grep -v '^#' constraints.txt 2>/dev/null); then
+  say "constraints.txt unchanged: pyproject.toml's ranges resolve to the locked versions"
+else
+  mv "$scratch/constraints.txt" constraints.txt
+  git --no-pager diff --stat -- constraints.txt || true
+fi
 
 if [ "$test" = 1 ]; then
   bash scripts/setup.sh --dev
