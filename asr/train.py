@@ -149,6 +149,8 @@ class Trainer:
         self.skipped_nonfinite = 0
         self.dropped_unreadable = 0
         self.utterances_trained = 0
+        self.train_seconds = 0.0  # wall-clock time in fit(), summed over resumes (the learning curve's x)
+        self.audio_seconds = 0.0  # audio trained on, summed over resumes
         self.history: list[dict] = []
         if resume and (self.out / "last.pt").exists():
             self._load(self.out / "last.pt")
@@ -173,7 +175,8 @@ class Trainer:
                 log.info("tensorboard not installed: no TensorBoard logs")
 
     # ---------------------------------------------------------------- checkpoints
-    _COUNTERS = ("skipped_long", "skipped_nonfinite", "dropped_unreadable", "utterances_trained")
+    _COUNTERS = ("skipped_long", "skipped_nonfinite", "dropped_unreadable", "utterances_trained", "train_seconds",
+                 "audio_seconds")
 
     def _rank_state(self) -> dict:
         """What differs between ranks: the random state (dropout masks) and the counters."""
@@ -222,7 +225,7 @@ class Trainer:
         if len(ranks) == self.world:
             mine = ranks[self.rank]
             for k in self._COUNTERS:
-                setattr(self, k, mine[k])
+                setattr(self, k, mine.get(k, getattr(self, k)))  # older checkpoints lack the newer counters
         else:
             mine = ranks[0]
             if self.is_main:
@@ -325,7 +328,8 @@ class Trainer:
                 "seconds": float(lengths.sum()) / 100.0}
 
     def evaluate_dev(self) -> dict:
-        out = {"step": self.step}
+        out = {"step": self.step, "train_hours": round(self.train_seconds / 3600, 4),
+               "audio_hours": round(self.audio_seconds / 3600, 3)}
         for name, utts in self.dev.items():
             if utts:
                 s = dev_wer(self.model, utts)
@@ -356,6 +360,7 @@ class Trainer:
         bar = tqdm(total=self.total_steps, initial=self.step, desc="train", unit="step", file=sys.stderr,
                    disable=not (self.progress and self.is_main), dynamic_ncols=True)
         t0, audio_s, n_since = time.perf_counter(), 0.0, 0
+        tick = t0
         done = self.step >= self.total_steps
         while not done and self.epoch < self.cfg.epochs:
             for batch, dropped in self._loader():
@@ -363,9 +368,13 @@ class Trainer:
                 self.batch_in_epoch += 1
                 stats = self.train_step(batch)
                 self.step += 1
+                now = time.perf_counter()
+                self.train_seconds += now - tick
+                tick = now
                 bar.update(1)
                 if stats:
                     audio_s += stats["seconds"]
+                    self.audio_seconds += stats["seconds"]
                     n_since += 1
                     elapsed = time.perf_counter() - t0
                     if self.is_main and (self.step % 10 == 0 or self.step == 1):

@@ -199,6 +199,23 @@ def test_export_picks_best_or_last_checkpoint(cathy_manifest, tmp_path, export):
     assert not torch.equal(weights(tmp_path / "best.pt")["head.weight"], weights(tmp_path / "last.pt")["head.weight"])
 
 
+def test_dev_history_records_training_hours_and_audio_across_a_resume(cathy_manifest, tmp_path):
+    """Each dev entry says how long training had run and on how much audio (the learning curve's
+    axes); both keep counting, not restart, when a run resumes."""
+    common = MECHANICS + [f"train={cathy_manifest}", f"dev={{a: {cathy_manifest}}}", "dev_every=2",
+                          "dev_max_utterances=2", "epochs=1000", "checkpoint_every=2", f"out_dir={tmp_path}"]
+    first = Trainer(load_config(None, common + ["max_steps=4"]), progress=False)
+    first.fit()
+    h = first.history
+    assert [e["step"] for e in h][:2] == [2, 4]
+    assert 0 < h[0]["train_hours"] < h[1]["train_hours"] and 0 < h[0]["audio_hours"] < h[1]["audio_hours"]
+    second = Trainer(load_config(None, common + ["max_steps=6"]), resume=True, progress=False)
+    second.fit()
+    last = second.history[-1]
+    assert last["step"] == 6 and last["train_hours"] > h[-1]["train_hours"] and last["audio_hours"] > h[-1]["audio_hours"]
+    assert last["audio_hours"] < 2 * h[-1]["audio_hours"]  # 6 steps of audio, not 4 + 6
+
+
 # --------------------------------------------------------------------------- bad data
 def test_bad_rows_and_audio_are_skipped_and_training_proceeds(cathy_manifest, tmp_path, caplog):
     good = read_manifest(cathy_manifest)[:4]
