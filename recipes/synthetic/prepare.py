@@ -724,7 +724,7 @@ def trim(x: np.ndarray, sr: int, pad_start: float, pad_end: float) -> np.ndarray
 
 
 def synth_one(job):
-    item, out = job
+    item, out, engine = job
     path = os.path.join(out, item["relpath"])
     if os.path.isfile(path):
         return item["id"], sf.info(path).duration, None, None
@@ -732,7 +732,7 @@ def synth_one(job):
     with tempfile.TemporaryDirectory(dir=os.path.join(out, "tmp")) as td:
         wav = os.path.join(td, "out.wav")
         t0 = time.perf_counter()
-        run_engine(item, wav, td)
+        engine(item, wav, td)
         t_engine = time.perf_counter() - t0
         x, sr = sf.read(wav, dtype="float32", always_2d=True)
         x = x.mean(axis=1)
@@ -776,7 +776,9 @@ def remove_stale_audio(out: str, keep: set[str]) -> int:
     return n
 
 
-def stage_synth(args, out: str) -> None:
+def stage_synth(args, out: str, engine=run_engine) -> None:
+    """engine(item, wav_path, tmpdir) writes one planned clip's raw audio (natural.py passes
+    its own, for the natural-voice engines; it must be picklable for the worker pool)."""
     params = {"seed": args.seed, "hours": args.hours, "dev_minutes": args.dev_minutes}
     if stage_done(out, "synth", params):
         log("synth: done already")
@@ -802,7 +804,7 @@ def stage_synth(args, out: str) -> None:
         by_id = {it["id"]: it for it in items}
         log(f"synth: {split}: target {target / 3600:.2f} h from a plan of {len(items)} utterances, {args.jobs} workers")
         with mp.Pool(args.jobs) as pool:
-            for uid, secs, t_eng, t_tot in pool.imap(synth_one, ((it, out) for it in items), chunksize=2):
+            for uid, secs, t_eng, t_tot in pool.imap(synth_one, ((it, out, engine) for it in items), chunksize=2):
                 done_s += secs
                 if t_eng is None:
                     n_old += 1
