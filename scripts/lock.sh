@@ -28,7 +28,7 @@ trap 'rm -rf "$scratch"' EXIT
 say "resolving pyproject.toml's dependencies with every extra in a scratch environment"
 "$python" -m venv "$scratch/venv"
 "$scratch/venv/bin/python" -m pip install -q --upgrade pip
-"$scratch/venv/bin/python" -m pip install -q -e ".[dev,train]"
+"$scratch/venv/bin/python" -m pip install -q -e ".[dev,train,bench]"
 {
   echo "# The lock: the exact versions of every Python package asr is tested with, for"
   echo "# pip install -c constraints.txt (scripts/setup.sh, .ci/run). Made by scripts/lock.sh on"

@@ -98,6 +98,7 @@ if run 7; then
 fi
 if run 8; then
   log 8 "general 3-gram LM: the synthetic text pool + every corpus's training transcripts, no dev sentence"
+  bash scripts/install-kenlm-tools.sh "$(dirname "$(dirname "$py")")"  # lmplz, build_binary (once)
   if [ ! -f "$data/synth/text/sentences.tsv" ]; then
     $py recipes/synthetic/prepare.py "$data/synth" --cathy-dir "$data/cathy" --stage text
   fi
