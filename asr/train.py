@@ -241,6 +241,10 @@ class Trainer:
     def _card(self) -> dict:
         card = dict(self.cfg.card)
         card.setdefault("trained_steps", self.init_steps + self.step)
+        if self.train_seconds:  # this run's share (init_from's runs are named by fine_tuned_from)
+            card.setdefault("training", f"{self.step} steps in {self.train_seconds / 3600:.2f} h on {self.device.type}, "
+                                        f"{self.audio_seconds / 3600:.1f} h of audio at "
+                                        f"{self.audio_seconds / self.train_seconds:.0f} audio-seconds per second")
         if self.cfg.init_from:
             card.setdefault("fine_tuned_from", f"{Path(self.cfg.init_from).name} ({self.init_steps} steps)")
         if self.history:

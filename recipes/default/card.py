@@ -2,7 +2,7 @@
 """Write measured dev results into a model file's card (stage 6 of recipes/default/run.sh).
 
     python recipes/default/card.py MODEL --dev NAME=EVAL.json [--dev ...] [--config YAML]
-        [--lm FILE --tune TUNE.json --dev-lm NAME=EVAL.json ...]
+        [--lm FILE --tune TUNE.json --dev-lm NAME=EVAL.json ...] [--set KEY=TEXT ...]
 
 EVAL.json is the output of `asr evaluate MANIFEST --model MODEL --json`. The card keeps what
 training wrote (name, trained_on, trained_steps) and the recipe's card text (--config), and
@@ -39,6 +39,8 @@ def main(argv=None):
     ap.add_argument("--lm", help="language model file beside MODEL to decode with by default")
     ap.add_argument("--tune", help="`asr tune-lm --json` output: the LM's alpha and beta")
     ap.add_argument("--dev-lm", action="append", default=[], metavar="NAME=EVAL.json")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=TEXT",
+                    help="a card entry of this run that the config cannot know (e.g. training=...)")
     args = ap.parse_args(argv)
     try:
         payload = read_payload(args.model)
@@ -48,6 +50,11 @@ def main(argv=None):
     if args.config:
         with open(args.config, encoding="utf-8") as f:
             card.update((yaml.safe_load(f) or {}).get("card") or {})
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            sys.exit(f"card.py: error: --set {item}: expected KEY=TEXT")
+        card[key] = value
     for key, items in (("dev_wer", args.dev), ("dev_wer_lm", args.dev_lm)):
         if items:
             card[key] = dict(map(read_eval, items))

@@ -2,7 +2,7 @@
 # The recipe of the bundled default model, in re-runnable stages (icefall style).
 #
 #   bash recipes/default/run.sh [--stage N] [--stop-stage N] [--data DIR] [--shared DIR] [--config YAML]
-#        [--finetune-epochs N] [--init-from MODEL]
+#        [--finetune-epochs N] [--init-from MODEL] [--card-training TEXT]
 #
 # Stages: 1 Cathy manifests, 2 FSDD manifests, 3 synthetic corpus (TTS; about an hour on 2
 # cores), 4 train: $config's run, then a warm restart from its last checkpoint (a fresh cosine
@@ -28,6 +28,7 @@ config=recipes/default/uni.yaml
 hours=8
 finetune_epochs=8
 init_from=""
+card_training=""  # stage 9: the card's `training` line, where the run's own (written by asr train) is not enough
 while [ $# -gt 0 ]; do
   case "$1" in
     --stage) stage=$2; shift 2 ;;
@@ -38,6 +39,7 @@ while [ $# -gt 0 ]; do
     --hours) hours=$2; shift 2 ;;
     --finetune-epochs) finetune_epochs=$2; shift 2 ;;
     --init-from) init_from=$2; shift 2 ;;
+    --card-training) card_training=$2; shift 2 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -137,6 +139,6 @@ if run 9; then
     devs+=(--dev "$set=$out/dev_$set.json"); devs_lm+=(--dev-lm "$set=$out/dev_${set}_lm.json")
   done
   $py recipes/default/card.py asr/models/default.pt --config "$ft_config" "${devs[@]}" \
-      --lm asr/models/default-lm.bin --tune "$out/tune_lm.json" "${devs_lm[@]}"
+      --lm asr/models/default-lm.bin --tune "$out/tune_lm.json" "${devs_lm[@]}" ${card_training:+--set "training=$card_training"}
   ls -l asr/models/
 fi
