@@ -301,7 +301,21 @@ def pick_dev_speakers(speakers: Iterable[str], n: int, group: Callable[[str], st
     return set(picked)
 
 
-def split_by_speaker(utts: list[Utterance], dev_speakers: set[str], out_dir: Path) -> None:
-    """Write OUT_DIR/train.tsv and OUT_DIR/dev.tsv: dev holds every utterance of dev_speakers."""
-    write_split([u for u in utts if u.speaker not in dev_speakers], Path(out_dir) / "train.tsv")
-    write_split([u for u in utts if u.speaker in dev_speakers], Path(out_dir) / "dev.tsv")
+def in_share(key: str, fraction: float) -> bool:
+    """A stable pseudo-random choice of about `fraction` of keys (CRC32 of the key, per mille)."""
+    return zlib.crc32(key.encode()) % 1000 < fraction * 1000
+
+
+def write_train_dev(utts: list[Utterance], is_dev: Callable[[Utterance], bool], out_dir: Path) -> None:
+    """Write OUT_DIR/train.tsv and OUT_DIR/dev.tsv, dev holding the utterances is_dev picks."""
+    write_split([u for u in utts if not is_dev(u)], Path(out_dir) / "train.tsv")
+    write_split([u for u in utts if is_dev(u)], Path(out_dir) / "dev.tsv")
+
+
+def prepare_manifest_corpus(args, what: str, is_dev: Callable[[Utterance], bool],
+                            text: Callable[[str], str] = normalize) -> None:
+    """The whole preparation of a corpus in ../shared/data's layout: read, split, write, report."""
+    report = ManifestReport()
+    utts = read_corpus_manifest(args.corpus_dir, report, text, what)
+    write_train_dev(utts, is_dev, args.out_dir)
+    report_skips(report, what)

@@ -34,7 +34,7 @@ from asr.audio import SAMPLE_RATE  # noqa: E402
 from asr.data import ManifestReport, Utterance  # noqa: E402
 from asr.text import normalize  # noqa: E402
 from recipes.common import (RecipeError, Stages, checked, fetch, locate, parser, pick_dev_speakers,  # noqa: E402
-                            read_corpus_manifest, report_skips, run_main, write_split)
+                            read_corpus_manifest, report_skips, run_main, write_split, write_train_dev)
 
 URL = "http://www.speech.cs.cmu.edu/databases/an4/an4_sphere.tar.gz"
 SETS = {"train": ("an4_train.transcription", "an4_clstk"), "test": ("an4_test.transcription", "an4test_clstk")}
@@ -116,8 +116,7 @@ def main(argv=None):
             train = read_set(root, "train", args.out_dir / "audio", report)
             test = read_set(root, "test", args.out_dir / "audio", report)
         dev = dev_speakers({u.speaker for u in train}, args.dev_speakers)
-        write_split([u for u in train if u.speaker not in dev], args.out_dir / "train.tsv")
-        write_split([u for u in train if u.speaker in dev], args.out_dir / "dev.tsv")
+        write_train_dev(train, lambda u: u.speaker in dev, args.out_dir)
         if test is not None:
             write_split(test, args.out_dir / "test.tsv")
         report_skips(report, "an4")

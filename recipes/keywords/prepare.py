@@ -13,18 +13,15 @@ Stages:
   1  manifests -> OUT_DIR/{train,dev}.tsv
 """
 import sys
-import zlib
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout: asr and recipes
 
-from asr.data import ManifestReport  # noqa: E402
-from asr.text import normalize  # noqa: E402
-from recipes.common import Stages, parser, read_corpus_manifest, report_skips, run_main, write_split  # noqa: E402
+from recipes.common import Stages, in_share, parser, prepare_manifest_corpus, run_main  # noqa: E402
 
 
 def is_dev(utt_id: str, fraction: float) -> bool:
-    return zlib.crc32(utt_id.encode()) % 1000 < fraction * 1000
+    return in_share(utt_id, fraction)
 
 
 def main(argv=None):
@@ -33,14 +30,8 @@ def main(argv=None):
     args = p.parse_args(argv)
     stages = Stages.from_args(args)
 
-    def prepare():
-        report = ManifestReport()
-        utts = read_corpus_manifest(args.corpus_dir, report, normalize, "wake-word")
-        write_split([u for u in utts if not is_dev(u.id, args.dev_fraction)], args.out_dir / "train.tsv")
-        write_split([u for u in utts if is_dev(u.id, args.dev_fraction)], args.out_dir / "dev.tsv")
-        report_skips(report, "keywords")
-
-    stages.run(1, "manifests", prepare)
+    stages.run(1, "manifests", lambda: prepare_manifest_corpus(
+        args, "keywords", lambda u: is_dev(u.id, args.dev_fraction)))
 
 
 if __name__ == "__main__":

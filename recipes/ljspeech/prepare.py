@@ -25,8 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout: asr and recipes
 
 from asr.data import ManifestReport  # noqa: E402
-from asr.text import normalize  # noqa: E402
-from recipes.common import (Stages, load_lhotse, locate, parser, read_corpus_manifest, report_skips,  # noqa: E402
+from recipes.common import (Stages, load_lhotse, locate, parser, prepare_manifest_corpus, report_skips,  # noqa: E402
                             run_main, whole_file_utterances, write_split)
 from recipes.ljprompts.prepare import is_dev_prompt  # noqa: E402
 
@@ -65,15 +64,8 @@ def main(argv=None):
             write_split([u for u in utts if split_of(u.id) == split], args.out_dir / f"{split}.tsv")
         report_skips(report, "ljspeech")
 
-    def from_manifest():
-        report = ManifestReport()
-        utts = read_corpus_manifest(args.corpus_dir, report, normalize, "LJ Speech")
-        write_split([u for u in utts if not is_dev_prompt(u.id)], args.out_dir / "train.tsv")
-        write_split([u for u in utts if is_dev_prompt(u.id)], args.out_dir / "dev.tsv")
-        report_skips(report, "ljspeech")
-
     if (args.corpus_dir / "manifest.tsv").is_file():
-        stages.run(2, "manifests", from_manifest)
+        stages.run(2, "manifests", lambda: prepare_manifest_corpus(args, "ljspeech", lambda u: is_dev_prompt(u.id)))
         return
     stages.run(0, "download", download, enabled=args.download)
     stages.run(1, "lhotse", lhotse_manifests)

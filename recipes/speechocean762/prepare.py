@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout: as
 from asr.data import ManifestReport, Utterance  # noqa: E402
 from asr.text import normalize  # noqa: E402
 from recipes.common import (RecipeError, Stages, checked, parser, pick_dev_speakers, read_corpus_manifest,  # noqa: E402
-                            report_skips, run_main, split_by_speaker)
+                            report_skips, run_main, write_train_dev)
 
 
 def read_speakers(path: Path) -> dict[str, tuple[str, int]]:
@@ -80,7 +80,7 @@ def main(argv=None):
             gender, age = speakers.get(s, ("", 0))
             return f"{gender}-{'child' if 0 < age < 16 else 'adult'}"
         dev = pick_dev_speakers({u.speaker for u in utts}, args.dev_speakers, group)
-        split_by_speaker(utts, dev, args.out_dir)
+        write_train_dev(utts, lambda u: u.speaker in dev, args.out_dir)
         report_skips(report, "speechocean762")
 
     stages.run(1, "manifests", prepare)
