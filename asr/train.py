@@ -332,8 +332,7 @@ class Trainer:
                 "seconds": float(lengths.sum()) / 100.0}
 
     def evaluate_dev(self) -> dict:
-        out = {"step": self.step, "train_hours": round(self.train_seconds / 3600, 4),
-               "audio_hours": round(self.audio_seconds / 3600, 3)}
+        out = {"step": self.step, "train_hours": self.train_seconds / 3600, "audio_hours": self.audio_seconds / 3600}
         for name, utts in self.dev.items():
             if utts:
                 s = dev_wer(self.model, utts)
