@@ -357,26 +357,7 @@ def plan_corpus(rows: list[dict], voices: list[dict], n_train: int, n_dev: int, 
                 items += [dict(r) for r in more]
                 short -= len(more)
         rng.shuffle(items)
-        by_engine = defaultdict(list)
-        for v in split_voices:
-            by_engine[v["engine"]].append(v)
-        engines = sorted(by_engine)
-        weights = ([ENGINE_SHARE[e] for e in engines] if split == "train"
-                   else [len(by_engine[e]) for e in engines])
-        counters = {e: 0 for e in engines}
-        order = {e: rng.sample(by_engine[e], len(by_engine[e])) for e in engines}
-        for i, it in enumerate(items):
-            e = rng.choices(engines, weights)[0]
-            v = order[e][counters[e] % len(order[e])]  # rotate voices within the engine
-            counters[e] += 1
-            it.update({
-                "id": f"natural_{split}_{i:06d}", "voice": v["voice"], "engine": e, "name": v["name"],
-                "settings": ",".join(f"{k}={x}" for k, x in sorted(jitter(v, rng).items())),
-                "telephone": int(rng.random() < prep.TELEPHONE_FRACTION),
-                "peak_db": round(rng.uniform(-12.0, -1.0), 2),
-                "pad_start": round(rng.uniform(0.1, 0.3), 3), "pad_end": round(rng.uniform(0.1, 0.3), 3),
-                "noise_db": round(rng.uniform(-75.0, -55.0), 1),
-            })
+        prep.assign_voices(items, split_voices, split, rng, ENGINE_SHARE, jitter, "natural")
         plan[split] = items
         if split == "dev":  # keep dev texts out of train
             dev_texts = {it["text"] for it in items}

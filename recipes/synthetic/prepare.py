@@ -585,6 +585,33 @@ DEV_SOURCES = ("lm", "wordnet", "devil", "kjv", "digit_seq", "numbers")
 EST_SECONDS_PER_UTT = 3.0  # rough, for sizing the plan; the synth stage stops on real durations
 
 
+def assign_voices(items: list[dict], split_voices: list[dict], split: str, rng: random.Random,
+                  engine_share: dict, jitter_fn, prefix: str) -> None:
+    """Give each planned sentence (in place) its id `<prefix>_<split>_NNNNNN`, a voice of
+    split_voices, that voice's jittered settings, a telephone round trip (TELEPHONE_FRACTION),
+    a peak level, silence pads and a noise floor. Train draws engines by engine_share, dev by
+    how many voices each has; voices rotate within an engine. natural.py plans with it too."""
+    by_engine = defaultdict(list)
+    for v in split_voices:
+        by_engine[v["engine"]].append(v)
+    engines = sorted(by_engine)
+    weights = [engine_share[e] for e in engines] if split == "train" else [len(by_engine[e]) for e in engines]
+    counters = {e: 0 for e in engines}
+    order = {e: rng.sample(by_engine[e], len(by_engine[e])) for e in engines}
+    for i, it in enumerate(items):
+        e = rng.choices(engines, weights)[0]
+        v = order[e][counters[e] % len(order[e])]  # rotate voices within the engine
+        counters[e] += 1
+        it.update({
+            "id": f"{prefix}_{split}_{i:06d}", "voice": v["voice"], "engine": e, "name": v["name"],
+            "settings": ",".join(f"{k}={x}" for k, x in sorted(jitter_fn(v, rng).items())),
+            "telephone": int(rng.random() < TELEPHONE_FRACTION),
+            "peak_db": round(rng.uniform(-12.0, -1.0), 2),
+            "pad_start": round(rng.uniform(0.1, 0.3), 3), "pad_end": round(rng.uniform(0.1, 0.3), 3),
+            "noise_db": round(rng.uniform(-75.0, -55.0), 1),
+        })
+
+
 def stage_plan(args, out: str) -> None:
     params = {"seed": args.seed, "hours": args.hours, "dev_minutes": args.dev_minutes}
     if stage_done(out, "plan", params):
@@ -623,25 +650,7 @@ def stage_plan(args, out: str) -> None:
                 items += more
         rng.shuffle(items)
         split_voices = [v for v in voices if v["split"] == split]
-        by_engine = defaultdict(list)
-        for v in split_voices:
-            by_engine[v["engine"]].append(v)
-        engines = sorted(by_engine)
-        weights = [ENGINE_SHARE[e] for e in engines] if split == "train" else [len(by_engine[e]) for e in engines]
-        counters = {e: 0 for e in engines}
-        order = {e: rng.sample(by_engine[e], len(by_engine[e])) for e in engines}
-        for i, it in enumerate(items):
-            e = rng.choices(engines, weights)[0]
-            v = order[e][counters[e] % len(order[e])]  # rotate voices within the engine
-            counters[e] += 1
-            it.update({
-                "id": f"synth_{split}_{i:06d}", "voice": v["voice"], "engine": e, "name": v["name"],
-                "settings": ",".join(f"{k}={x}" for k, x in sorted(jitter(v, rng).items())),
-                "telephone": int(rng.random() < TELEPHONE_FRACTION),
-                "peak_db": round(rng.uniform(-12.0, -1.0), 2),
-                "pad_start": round(rng.uniform(0.1, 0.3), 3), "pad_end": round(rng.uniform(0.1, 0.3), 3),
-                "noise_db": round(rng.uniform(-75.0, -55.0), 1),
-            })
+        assign_voices(items, split_voices, split, rng, ENGINE_SHARE, jitter, "synth")
         plan[split] = items
     train_texts = {it["text"] for it in plan["train"]}
     overlap = [it for it in plan["dev"] if it["text"] in train_texts]
