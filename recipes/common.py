@@ -218,7 +218,8 @@ def segment_utterances(recordings, supervisions, audio_dir: Path, report: Manife
 
 
 def checked(utts: list[Utterance], report: ManifestReport) -> list[Utterance]:
-    """The utterances whose audio libsndfile can open (what asr reads at training time)."""
+    """The utterances whose audio libsndfile can open (what asr reads at training time); those
+    whose duration is not known yet (seconds 0) get it from the header read for the check."""
     out = []
     for u in utts:
         try:
@@ -228,6 +229,8 @@ def checked(utts: list[Utterance], report: ManifestReport) -> list[Utterance]:
         except AudioError as err:
             report.skip(f"unreadable audio ({err.reason})", u.id)
             continue
+        if not u.seconds:
+            u.seconds = round(meta.frames / meta.samplerate, 3)
         out.append(u)
     return out
 

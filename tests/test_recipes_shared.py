@@ -96,7 +96,7 @@ def test_allison_prepare_splits_by_prompt_and_skips_unclear_text(tmp_path):
     assert prepare.run_main(prepare.main, [str(src), str(out), "--dev-fraction", "0.3"]) == 0
     train, dev = manifest(out / "train.tsv"), manifest(out / "dev.tsv")
     assert len(train) + len(dev) == 30 and dev and train
-    assert set(dev) == {f"allison_p{i}" for i in range(30) if prepare.is_dev(f"allison_p{i}", 0.3)}
+    assert set(dev) == {f"allison_p{i}" for i in range(30) if prepare.in_share(f"allison_p{i}", 0.3)}
     assert train["allison_p7" if "allison_p7" in train else next(iter(train))].text.startswith("press ")
 
 

@@ -38,10 +38,6 @@ def allison_text(text: str) -> str:
     return normalize(text)
 
 
-def is_dev(utt_id: str, fraction: float) -> bool:
-    return in_share(utt_id, fraction)
-
-
 def main(argv=None):
     p = parser(__doc__)
     p.add_argument("--dev-fraction", type=float, default=0.1, help="share of prompts held out for dev")
@@ -49,7 +45,7 @@ def main(argv=None):
     stages = Stages.from_args(args)
 
     stages.run(1, "manifests", lambda: prepare_manifest_corpus(
-        args, "allison", lambda u: is_dev(u.id, args.dev_fraction), allison_text))
+        args, "allison", lambda u: in_share(u.id, args.dev_fraction), allison_text))
 
 
 if __name__ == "__main__":

@@ -92,10 +92,7 @@ def read_set(root: Path, name: str, audio_out: Path, report: ManifestReport) -> 
             report.skip("audio file missing", f"{where} ({folder / uid}.sph)")
             continue
         utts.append(Utterance(uid, str(audio.resolve()), 0.0, text, speaker))
-    good = checked(utts, report)
-    for u in good:
-        info = sf.info(u.path)
-        u.seconds = round(info.frames / info.samplerate, 3)
+    good = checked(utts, report)  # reads each header once, for the check and the duration
     report.read += len(good)
     return good
 

@@ -20,10 +20,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout: as
 from recipes.common import Stages, in_share, parser, prepare_manifest_corpus, run_main  # noqa: E402
 
 
-def is_dev(utt_id: str, fraction: float) -> bool:
-    return in_share(utt_id, fraction)
-
-
 def main(argv=None):
     p = parser(__doc__)
     p.add_argument("--dev-fraction", type=float, default=0.05, help="share of clips held out for dev")
@@ -31,7 +27,7 @@ def main(argv=None):
     stages = Stages.from_args(args)
 
     stages.run(1, "manifests", lambda: prepare_manifest_corpus(
-        args, "keywords", lambda u: is_dev(u.id, args.dev_fraction)))
+        args, "keywords", lambda u: in_share(u.id, args.dev_fraction)))
 
 
 if __name__ == "__main__":
