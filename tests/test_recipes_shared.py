@@ -162,3 +162,30 @@ def test_default_recipe_configs_load():
             assert f"$data/{corpus_dir}" in run_sh, f"{name}: run.sh does not prepare {path}"
     ft = load_config(str(REPO / "recipes" / "default" / "finetune.yaml"))
     assert {"an4", "so762", "cathy", "fsdd"} <= set(ft.dev)
+
+
+def test_speechocean762_from_its_own_kaldi_layout(tmp_path, capsys):
+    """A clone of the corpus (train/wav.scp, text, utt2spk, spk2gender, spk2age, WAVE/): the same
+    manifests, durations from the headers, a row without audio skipped and counted."""
+    prepare = recipe("speechocean762")
+    root, rows = tmp_path / "so", []
+    for i in range(8):
+        spk, uid = f"{i:04d}", f"{i:04d}0001"
+        path = root / "WAVE" / f"SPEAKER{spk}" / f"{uid}.WAV"
+        path.parent.mkdir(parents=True)
+        sf.write(path, np.zeros(round((0.5 + 0.1 * i) * 16000), np.float32) + 0.01, 16000, subtype="PCM_16")
+        rows.append((uid, f"WAVE/SPEAKER{spk}/{uid}.WAV", spk, "m" if i % 2 else "f", 8 if i < 4 else 30))
+    rows.append(("00990001", "WAVE/SPEAKER0099/00990001.WAV", "0099", "f", 9))  # no such file
+    (root / "train").mkdir()
+    for name, line in [("wav.scp", "{0} {1}"), ("text", "{0} WE CALL IT BEAR"), ("utt2spk", "{0} {2}"),
+                       ("spk2gender", "{2} {3}"), ("spk2age", "{2} {4}")]:
+        (root / "train" / name).write_text("".join(line.format(*r) + "\n" for r in rows))
+    out = tmp_path / "out"
+    assert prepare.run_main(prepare.main, [str(root), str(out), "--dev-speakers", "4"]) == 0
+    train, dev = manifest(out / "train.tsv"), manifest(out / "dev.tsv")
+    assert len(train) == 4 and len(dev) == 4
+    group = {r[2]: (r[3], r[4] < 16) for r in rows}
+    assert {group[u.speaker] for u in dev.values()} == {("f", True), ("m", True), ("f", False), ("m", False)}
+    assert all(abs(u.seconds - (0.5 + 0.1 * int(u.speaker))) < 0.002 for u in {**train, **dev}.values())
+    assert {u.text for u in train.values()} == {"we call it bear"}
+    assert "unreadable audio" in capsys.readouterr().out
