@@ -19,6 +19,9 @@ VERSION = 1
 FEATURES = {"type": "log-mel", "sample_rate": SAMPLE_RATE, "n_fft": N_FFT, "hop_length": HOP_LENGTH,
             "n_mels": N_MELS, "f_min": 20.0, "log_floor": 1e-10}
 DEFAULT_MODEL = "default.pt"  # inside asr/models/
+# The bundled models by name (--model NAME): the streaming model serves live audio; the offline
+# (bidirectional) one, where bundled, is what `asr transcribe` uses for files unless --stream.
+BUNDLED = {"streaming": DEFAULT_MODEL, "offline": "default-bi.pt"}
 
 
 class ModelError(Exception):
@@ -55,10 +58,32 @@ def save_model(model: AcousticModel, path: str | os.PathLike, card: dict | None 
     atomic_save(model_payload(model, card, half), path)
 
 
-def default_model_path() -> Path | None:
-    """The bundled default model, or None when this installation has none."""
-    path = Path(str(resources.files("asr") / "models" / DEFAULT_MODEL))
+def bundled_model_path(name: str = "streaming") -> Path | None:
+    """A bundled model by name (BUNDLED), or None when this installation does not have it."""
+    path = Path(str(resources.files("asr") / "models" / BUNDLED[name]))
     return path if path.is_file() else None
+
+
+def default_model_path(offline: bool = False) -> Path | None:
+    """The bundled default model: the offline one when asked for and bundled, else the streaming
+    one; None when this installation has neither."""
+    return (offline and bundled_model_path("offline")) or bundled_model_path("streaming")
+
+
+def resolve_model(spec: str | os.PathLike | None, offline: bool = False) -> Path:
+    """--model's value (a bundled model's name, a path, or None for the default) as a file path."""
+    if spec is None:
+        path = default_model_path(offline)
+        if path is None:
+            raise ModelError("no default model is bundled with this installation; pass --model PATH "
+                             "(train one with `asr train`, see recipes/)")
+        return path
+    if str(spec) in BUNDLED and not os.path.exists(spec):
+        path = bundled_model_path(str(spec))
+        if path is None:
+            raise ModelError(f"{spec}: this installation has no bundled {spec} model")
+        return path
+    return Path(spec)
 
 
 def read_payload(path: str | os.PathLike) -> dict:
@@ -74,13 +99,12 @@ def read_payload(path: str | os.PathLike) -> dict:
     return payload
 
 
-def load_model(path: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> AcousticModel:
-    """Load a model file (the bundled default when path is None) in eval mode on device."""
-    if path is None:
-        path = default_model_path()
-        if path is None:
-            raise ModelError("no default model is bundled with this installation; pass --model PATH "
-                             "(train one with `asr train`, see recipes/)")
+def load_model(path: str | os.PathLike | None = None, device: str | torch.device = "cpu",
+               offline: bool = False) -> AcousticModel:
+    """Load a model in eval mode on device: a file, a bundled model's name ("streaming",
+    "offline"), or None for the bundled default (the offline model where offline=True and one is
+    bundled, else the streaming one)."""
+    path = resolve_model(path, offline)
     payload = read_payload(path)
     # A training checkpoint is a model file with a "training" entry besides: it loads the same.
     if list(payload["vocab"]) != list(VOCAB):

@@ -19,19 +19,21 @@ def error(message: str) -> None:
 
 
 def add_model_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", metavar="PATH", help="model file (default: the bundled default model)")
+    p.add_argument("--model", metavar="NAME|PATH", help="a model file, or a bundled model: `streaming` or `offline` "
+                   "(default: `offline` for files where it is bundled, `streaming` for live audio and --stream)")
     p.add_argument("--threads", type=int, default=None, metavar="N", help="CPU threads for the model (default: torch's)")
 
 
-def load_model_or_exit(args):
-    """The model named by --model (or the default); a clear error and exit 2 if unusable."""
+def load_model_or_exit(args, offline: bool = False):
+    """The model named by --model (or the default: the bundled offline model where offline and one
+    is bundled, else the streaming one); a clear error and exit 2 if unusable."""
     import torch
 
     from .checkpoint import ModelError, load_model
     if getattr(args, "threads", None):
         torch.set_num_threads(args.threads)
     try:
-        return load_model(args.model)
+        return load_model(args.model, offline=offline)
     except ModelError as err:
         error(str(err))
         sys.exit(EXIT_USAGE)
@@ -130,7 +132,7 @@ def cmd_transcribe(args) -> int:
     if args.stream and args.chunk_ms <= 0:
         error("--chunk-ms must be positive")
         return EXIT_USAGE
-    model = load_model_or_exit(args)
+    model = load_model_or_exit(args, offline=not args.stream)
     if args.stream and not model.cfg.streaming:
         error(f"{model.source}: a bidirectional model cannot stream; drop --stream or use a unidirectional model")
         return EXIT_USAGE
@@ -171,18 +173,33 @@ def cmd_transcribe(args) -> int:
 
 # --------------------------------------------------------------------------- models
 def add_models(sub) -> None:
-    p = sub.add_parser("models", help="show the bundled default model's card (or a model file's)")
-    p.add_argument("--model", metavar="PATH", help="a model file (default: the bundled default)")
+    p = sub.add_parser("models", help="show the bundled models' cards (or a model file's)")
+    p.add_argument("--model", metavar="NAME|PATH", help="a model file or a bundled model's name (default: every bundled model)")
     p.set_defaults(func=cmd_models)
 
 
 def cmd_models(args) -> int:
-    from .checkpoint import ModelError, default_model_path, read_payload
-    path = args.model or default_model_path()
-    if path is None:
+    from .checkpoint import BUNDLED, ModelError, bundled_model_path, resolve_model
+    if args.model:
+        try:
+            return _show_model(resolve_model(args.model))
+        except ModelError as err:
+            error(str(err))
+            return EXIT_USAGE
+    paths = {name: bundled_model_path(name) for name in BUNDLED}
+    if not any(paths.values()):
         print("No default model is bundled with this installation. Train one with `asr train` (see recipes/) "
               "and pass it with --model.")
         return 0
+    for i, (name, path) in enumerate((n, p) for n, p in paths.items() if p):
+        print(("\n" if i else "") + f"[{name}]" + (" (the default for live audio and --stream)" if name == "streaming"
+                                                     else " (the default for `asr transcribe` and `asr evaluate`)"))
+        _show_model(path)
+    return 0
+
+
+def _show_model(path) -> int:
+    from .checkpoint import ModelError, read_payload
     try:
         payload = read_payload(path)
     except ModelError as err:

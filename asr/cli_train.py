@@ -59,7 +59,7 @@ def cmd_evaluate(args) -> int:
 
     from .data import ManifestReport, read_manifest
     from .evaluate import evaluate
-    model = load_model_or_exit(args)
+    model = load_model_or_exit(args, offline=True)  # whole utterances, as `asr transcribe` scores files
     report = ManifestReport()
     try:
         utts = read_manifest(args.manifest, report=report)
@@ -204,7 +204,7 @@ def cmd_tune_lm(args) -> int:
     from .data import ManifestReport, read_manifest
     from .evaluate import tune_lm, utterance_log_probs
     search = make_beam_search(args)  # checks the LM before the long part
-    model = load_model_or_exit(args)
+    model = load_model_or_exit(args, offline=True)  # whole utterances, as `asr transcribe` scores files
     try:
         utts = read_manifest(args.manifest, report=ManifestReport())
     except (OSError, ValueError) as err:

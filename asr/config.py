@@ -42,7 +42,7 @@ class TrainConfig:
     bf16_cpu: bool = False  # autocast on CPU too (AVX512-BF16 / AMX CPUs; benchmarks/train_throughput.py says if it pays)
     half_export: bool = True  # export the final model with float16 weights
     card: dict = field(default_factory=dict)  # model-card text copied into the exported model
-    init_from: str = ""  # start from this model's weights (fine-tuning)
+    init_from: str = ""  # start from this model's weights (fine-tuning; a streaming model can seed a bidirectional one)
     export: str = "best"  # model.pt gets the best dev checkpoint's weights ("best") or the last step's ("last")
 
     def __post_init__(self):

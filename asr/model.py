@@ -276,3 +276,39 @@ class AcousticModel(nn.Module):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+def bidirectional_from_streaming(src: dict[str, Tensor], cfg: ModelConfig) -> dict[str, Tensor]:
+    """A bidirectional model's initial weights from a unidirectional (streaming) model's state dict.
+
+    The forward half of every layer is the streaming model's layer, reading only the forward half of
+    the layer below; the backward half is a copy of it (same weights, run in reverse), reading only
+    the backward half below; the head starts from the forward half alone, with zeros for the
+    backward half. So the new model starts as the streaming model without its lookahead (up to the
+    LayerNorms, which now see both halves) and learns from there how to use the future.
+    Both models must have the same conv front-end, hidden size and depth.
+    """
+    if not cfg.bidirectional:
+        raise ValueError("bidirectional_from_streaming makes bidirectional weights")
+    src = dict(src)
+    _per_layer_gru_keys(src, "")
+    H = cfg.hidden_size
+    if src["grus.0.weight_hh_l0"].shape != (3 * H, H) or f"grus.{cfg.num_layers - 1}.weight_hh_l0" not in src \
+            or f"grus.{cfg.num_layers}.weight_hh_l0" in src:
+        raise ValueError("the streaming model must have the same hidden size and number of layers")
+    out = {k: v.clone() for k, v in src.items() if k.startswith(("feat_", "convs."))}
+    for i in range(cfg.num_layers):
+        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            w = src[f"grus.{i}.{name}_l0"]
+            fwd, bwd = w.clone(), w.clone()
+            if name == "weight_ih" and i > 0:  # input is now [forward half, backward half] of the layer below
+                zeros = torch.zeros_like(w)
+                fwd, bwd = torch.cat([w, zeros], 1), torch.cat([zeros, w], 1)
+            out[f"grus.{i}.{name}_l0"], out[f"grus.{i}.{name}_l0_reverse"] = fwd, bwd
+        for name in ("weight", "bias"):
+            key = f"norms.{i}.{name}"
+            if key in src:
+                out[key] = torch.cat([src[key], src[key]])
+    out["head.weight"] = torch.cat([src["head.weight"], torch.zeros_like(src["head.weight"])], 1)
+    out["head.bias"] = src["head.bias"].clone()
+    return out

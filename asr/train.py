@@ -27,7 +27,7 @@ from .data import (DurationBatchSampler, ManifestReport, SpeechDataset, Utteranc
 from .evaluate import greedy_batch, score
 from .features import compute_stats, log_mel
 from .audio import load_audio
-from .model import AcousticModel
+from .model import AcousticModel, bidirectional_from_streaming
 from .text import BLANK_ID
 
 log = logging.getLogger("asr.train")
@@ -130,8 +130,10 @@ class Trainer:
         if cfg.init_from:
             src = read_payload(cfg.init_from)
             self.init_steps = int((src.get("card") or {}).get("trained_steps") or src.get("training", {}).get("step", 0))
-            self.model.load_state_dict({k: v.float() if v.is_floating_point() else v
-                                        for k, v in src["state_dict"].items()})
+            weights = {k: v.float() if v.is_floating_point() else v for k, v in src["state_dict"].items()}
+            if cfg.model.bidirectional and not src["config"].get("bidirectional"):
+                weights = bidirectional_from_streaming(weights, cfg.model)  # a streaming model seeds an offline one
+            self.model.load_state_dict(weights)
         if self.rank:  # the same initial weights everywhere (DDP broadcasts rank 0's anyway), own dropout masks
             torch.manual_seed(cfg.seed + 1000003 * self.rank)
         self.dataset = SpeechDataset(self.utts, cfg.augment, seed=cfg.seed)

@@ -71,3 +71,20 @@ def test_files_from_before_per_layer_grus_still_load(tiny_model_path, cathy_clip
     assert model.cfg.layer_norm is False and len(model.grus) == model.cfg.num_layers
     path, text = cathy_clips[0]
     assert transcribe(model, path).text == text
+
+
+def test_bundled_models_by_name_and_the_default_for_files(monkeypatch, tiny_model_path):
+    from asr import checkpoint
+    from asr.checkpoint import resolve_model
+    if checkpoint.bundled_model_path("streaming") is None:
+        pytest.skip("no bundled model in this checkout")
+    assert resolve_model("streaming") == checkpoint.bundled_model_path("streaming")
+    assert resolve_model(None) == checkpoint.bundled_model_path("streaming")  # live audio: the streaming model
+    assert resolve_model(tiny_model_path) == tiny_model_path  # a path is a path
+    # files get the offline model where it is bundled, else the streaming one
+    monkeypatch.setitem(checkpoint.BUNDLED, "offline", "no-such-model.pt")
+    assert resolve_model(None, offline=True) == checkpoint.bundled_model_path("streaming")
+    with pytest.raises(ModelError, match="offline: this installation has no bundled offline model"):
+        resolve_model("offline")
+    with pytest.raises(ModelError, match="no such model file"):
+        load_model("streamin")  # a typo of a name is a missing file, named as typed
