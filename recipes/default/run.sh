@@ -14,14 +14,17 @@
 # (greedy), 8 build a general 3-gram LM (the synthetic corpus's text pool and every corpus's
 # training transcripts, no dev sentence), tune alpha/beta on all dev sets together and
 # evaluate with it, 9 install model and LM as the bundled default, the card carrying the dev
-# WER of stages 7 and 8.
+# WER of stages 7 and 8; 10 the offline model: stage 6's model widened to a bidirectional GRU
+# (bi.yaml) and trained on the same speech (--init-from MODEL: another streaming model), 11 its
+# dev WER greedy and with the bundled LM (alpha/beta tuned for it), 12 install it as
+# asr/models/default-bi.pt (`--model offline`), with its card.
 # The corpora come from ../shared/data here (--shared; one folder each, named as there); elsewhere
 # each recipe's README says where to get its corpus (recipes/<corpus>/prepare.py reads the public
 # layout too).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-stage=1; stop_stage=9
+stage=1; stop_stage=12
 data=data
 shared=../shared/data
 config=recipes/default/uni.yaml
@@ -91,12 +94,41 @@ sets="an4 so762 cathy fsdd allison ljprompts"
 report() {  # report NAME EVAL.json
   $py -c "import json,sys; r=json.load(open(sys.argv[1])); print(f\"{sys.argv[2]}: WER {r['wer']:.4f} CER {r['cer']:.4f} RTF {r['rtf']:.4f} ({r['utterances']} utterances)\")" "$2" "$1"
 }
+evaluate_greedy() {  # evaluate_greedy RUN_DIR: every dev set, greedy -> RUN_DIR/dev_SET.json
+  for set in $sets; do
+    $py -m asr evaluate "$data/$set/dev.tsv" --model "$1/model.pt" --no-lm --json > "$1/dev_$set.json"
+    report "$set" "$1/dev_$set.json"
+  done
+}
+evaluate_lm() {  # evaluate_lm RUN_DIR LM: alpha/beta tuned on every dev set at once (up to 100
+  # utterances of each, so no one corpus decides), then every dev set -> RUN_DIR/dev_SET_lm.json
+  $py - "$1/dev_all.tsv" $(for set in $sets; do echo "$data/$set/dev.tsv"; done) <<'PY'
+import sys
+from asr.data import read_manifest, write_manifest
+write_manifest([u for path in sys.argv[2:] for u in read_manifest(path)[:100]], sys.argv[1])
+PY
+  $py -m asr tune-lm "$1/dev_all.tsv" --model "$1/model.pt" --lm "$2" \
+      --alphas=0.25,0.5,0.75,1,1.25 --betas=-1,0,1,2 --json > "$1/tune_lm.json"
+  read -r alpha beta < <($py -c "import json,sys; b=json.load(open(sys.argv[1]))['best']; print(b['alpha'], b['beta'])" "$1/tune_lm.json")
+  echo "best alpha $alpha beta $beta" >&2
+  for set in $sets; do
+    $py -m asr evaluate "$data/$set/dev.tsv" --model "$1/model.pt" --lm "$2" --alpha "$alpha" \
+        --beta "$beta" --json > "$1/dev_${set}_lm.json"
+    report "$set + LM" "$1/dev_${set}_lm.json"
+  done
+}
+install_model() {  # install_model RUN_DIR asr/models/NAME.pt CONFIG: the model, its card with the dev WER
+  cp "$1/model.pt" "$2"
+  devs=(); devs_lm=()
+  for set in $sets; do
+    devs+=(--dev "$set=$1/dev_$set.json"); devs_lm+=(--dev-lm "$set=$1/dev_${set}_lm.json")
+  done
+  $py recipes/default/card.py "$2" --config "$3" "${devs[@]}" \
+      --lm asr/models/default-lm.bin --tune "$1/tune_lm.json" "${devs_lm[@]}" ${card_training:+--set "training=$card_training"}
+}
 if run 7; then
   log 7 "evaluate $out/model.pt, greedy"
-  for set in $sets; do
-    $py -m asr evaluate "$data/$set/dev.tsv" --model "$out/model.pt" --no-lm --json > "$out/dev_$set.json"
-    report "$set" "$out/dev_$set.json"
-  done
+  evaluate_greedy "$out"
 fi
 if run 8; then
   log 8 "general 3-gram LM: the synthetic text pool + every corpus's training transcripts, no dev sentence"
@@ -112,33 +144,30 @@ if run 8; then
   done
   [ -f "$data/synth/dev.tsv" ] && excludes+=(--exclude "$data/synth/dev.tsv")
   $py -m asr lm build "${texts[@]}" "${excludes[@]}" -o "$out/lm.bin" --order 3
-  # alpha/beta tuned on every dev set at once (up to 100 utterances of each), so no one corpus decides
-  $py - "$out/dev_all.tsv" $(for set in $sets; do echo "$data/$set/dev.tsv"; done) <<'PY'
-import sys
-from asr.data import read_manifest, write_manifest
-write_manifest([u for path in sys.argv[2:] for u in read_manifest(path)[:100]], sys.argv[1])
-PY
-  $py -m asr tune-lm "$out/dev_all.tsv" --model "$out/model.pt" --lm "$out/lm.bin" \
-      --alphas=0.25,0.5,0.75,1,1.25 --betas=-1,0,1,2 --json > "$out/tune_lm.json"
-  read -r alpha beta < <($py -c "import json,sys; b=json.load(open(sys.argv[1]))['best']; print(b['alpha'], b['beta'])" "$out/tune_lm.json")
-  echo "best alpha $alpha beta $beta" >&2
-  for set in $sets; do
-    $py -m asr evaluate "$data/$set/dev.tsv" --model "$out/model.pt" --lm "$out/lm.bin" --alpha "$alpha" \
-        --beta "$beta" --json > "$out/dev_${set}_lm.json"
-    report "$set + LM" "$out/dev_${set}_lm.json"
-  done
+  evaluate_lm "$out" "$out/lm.bin"
 fi
 if run 9; then
   log 9 "install $out/model.pt and its LM as asr/models/default.pt, default-lm.bin"
   mkdir -p asr/models
-  cp "$out/model.pt" asr/models/default.pt
   cp "$out/lm.bin" asr/models/default-lm.bin
   cp "$out/lm.bin.vocab" asr/models/default-lm.bin.vocab
-  devs=(); devs_lm=()
-  for set in $sets; do
-    devs+=(--dev "$set=$out/dev_$set.json"); devs_lm+=(--dev-lm "$set=$out/dev_${set}_lm.json")
-  done
-  $py recipes/default/card.py asr/models/default.pt --config "$ft_config" "${devs[@]}" \
-      --lm asr/models/default-lm.bin --tune "$out/tune_lm.json" "${devs_lm[@]}" ${card_training:+--set "training=$card_training"}
+  install_model "$out" asr/models/default.pt "$ft_config"
+  ls -l asr/models/
+fi
+bi_config=recipes/default/bi.yaml
+bi=$(sed -n 's/^out_dir: *//p' "$bi_config")
+if run 10; then
+  start=${init_from:-$real/model.pt}
+  log 10 "the offline model: $start widened to a bidirectional GRU, trained on all real speech ($bi_config) into $bi"
+  $py -m asr train --config "$bi_config" data_dir="$data" init_from="$start" --resume
+fi
+if run 11; then
+  log 11 "evaluate $bi/model.pt, greedy and with stage 8's LM (alpha/beta tuned for it)"
+  evaluate_greedy "$bi"
+  evaluate_lm "$bi" asr/models/default-lm.bin
+fi
+if run 12; then
+  log 12 "install $bi/model.pt as asr/models/default-bi.pt (\`--model offline\`, the default for files)"
+  install_model "$bi" asr/models/default-bi.pt "$bi_config"
   ls -l asr/models/
 fi
