@@ -199,9 +199,9 @@ def cmd_models(args) -> int:
 
 
 def _show_model(path) -> int:
-    from .checkpoint import ModelError, read_payload
+    from .checkpoint import ModelError, peek_payload
     try:
-        payload = read_payload(path)
+        payload = peek_payload(path)  # without torch
     except ModelError as err:
         error(str(err))
         return EXIT_USAGE
@@ -219,10 +219,15 @@ def _show_model(path) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from .cli_live import add_listen, add_serve
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The `asr` parser. argv (default: sys.argv[1:]) names the command: `serve`'s options need the
+    server's defaults, whose import loads torch, so they are built only when `serve` is the command."""
+    from .cli_live import SERVE_HELP, add_listen, add_serve
     from .cli_train import add_evaluate, add_lm, add_train, add_tune_lm
-    commands = [add_transcribe, add_train, add_evaluate, add_models, add_listen, add_serve, add_lm, add_tune_lm]
+    argv = sys.argv[1:] if argv is None else argv
+    command = next((a for a in argv if not a.startswith("-")), None)
+    serve = add_serve if command == "serve" else (lambda sub: sub.add_parser("serve", help=SERVE_HELP))
+    commands = [add_transcribe, add_train, add_evaluate, add_models, add_listen, serve, add_lm, add_tune_lm]
     parser = argparse.ArgumentParser(prog="asr", description="Streaming GRU-CTC speech recognition.")
     parser.add_argument("--version", action="version", version=f"asr {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -232,11 +237,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Commands that run without torch (they read no audio and run no model): the others check first
+# that torch and torchaudio load together (asr.deps), as `import asr` does for a library user.
+WITHOUT_TORCH = ("models", "lm")
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
+        args = build_parser(argv).parse_args(argv)
+        if args.command not in WITHOUT_TORCH:
+            from .deps import require_torch
+            require_torch()
         return args.func(args) or 0
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C, also while torch or the model loads: no traceback
         return 130
     except BrokenPipeError:
         return 0
