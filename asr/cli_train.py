@@ -54,18 +54,29 @@ def add_evaluate(sub) -> None:
     p.set_defaults(func=cmd_evaluate)
 
 
+def warnings_on_stderr() -> None:
+    """The data module's warnings (a manifest row skipped, and why) as `asr: warning: ...` lines."""
+    import logging
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("asr: warning: %(message)s"))
+    log = logging.getLogger("asr.data")
+    log.addHandler(handler)
+    log.propagate = False
+
+
 def cmd_evaluate(args) -> int:
     from tqdm import tqdm
 
     from .data import ManifestReport, read_manifest
     from .evaluate import evaluate
-    model = load_model_or_exit(args, offline=True)  # whole utterances, as `asr transcribe` scores files
+    warnings_on_stderr()
     report = ManifestReport()
     try:
         utts = read_manifest(args.manifest, report=report)
     except (OSError, ValueError) as err:
         error(str(err))
         return EXIT_USAGE
+    model = load_model_or_exit(args, offline=True)  # whole utterances, as `asr transcribe` scores files
     if args.limit:
         utts = utts[: args.limit]
     if not utts:
@@ -74,7 +85,10 @@ def cmd_evaluate(args) -> int:
     bar = tqdm(total=len(utts), desc="evaluating", unit="utt", file=sys.stderr, leave=False, disable=None)
     result = evaluate(model, utts, make_decoder(args, model), worst=args.worst, on_progress=lambda n: bar.update(1))
     bar.close()
-    result["skipped"] += sum(report.skipped.values())
+    rows = sum(report.skipped.values())
+    for skipped in result.get("skipped_files", []):
+        error(skipped["reason"])
+    result["skipped"] += rows
     if args.json:
         print(json.dumps(result))
     else:
@@ -83,7 +97,12 @@ def cmd_evaluate(args) -> int:
         if result["worst"]:
             print("worst utterances:")
             for r in result["worst"]:
-                print(f"  {r['id']}  errors={r['errors']}\n    ref: {r['ref']}\n    hyp: {r['hyp']}")
+                print(f"  {r['id']}  WER={100 * r['wer']:.0f}% errors={r['errors']}\n    ref: {r['ref']}\n    hyp: {r['hyp']}")
+    if result["skipped"]:
+        files = result["skipped"] - rows
+        print(f"asr: skipped {result['skipped']} utterance(s) ({rows} manifest row(s), {files} unreadable audio "
+              f"file(s)); the scores are of the other {result['utterances']}", file=sys.stderr)
+        return EXIT_FAILED_INPUT
     return 0
 
 

@@ -74,6 +74,23 @@ def read_manifest(path: str | os.PathLike, check_audio: bool = False,
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: no such manifest")
     report = report if report is not None else ManifestReport()
+    try:
+        info(path)
+    except AudioError:
+        pass  # not audio: as it should be
+    else:
+        raise ValueError(f"{path}: is an audio file, not a manifest; {MANIFEST_FORMAT}")
+    try:
+        return _read_rows(path, check_audio, report)
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not a manifest (not UTF-8 text); {MANIFEST_FORMAT}") from None
+
+
+MANIFEST_FORMAT = ("a manifest is a TSV file with a header naming `path` and `text` (a row per audio file and its "
+                   "transcript), or JSON Lines")
+
+
+def _read_rows(path: str, check_audio: bool, report: ManifestReport) -> list[Utterance]:
     base = os.path.dirname(os.path.abspath(path))
     out = []
     for line, row in _rows(path):
