@@ -17,9 +17,15 @@ def add_train(sub) -> None:
                                    "Multi-GPU: torchrun --nproc-per-node N -m asr train ...")
     p.add_argument("--config", "-c", metavar="YAML", help="recipe config file")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
-    p.add_argument("--resume", action="store_true", help="continue from OUT_DIR/last.pt exactly where it stopped")
+    resume = p.add_mutually_exclusive_group()
+    resume.add_argument("--resume", action="store_true",
+                        help="continue from OUT_DIR/last.pt exactly where it stopped (an error if there is none)")
+    resume.add_argument("--resume-if-any", action="store_true",
+                        help="continue from OUT_DIR/last.pt where there is one, else start afresh (for scripts "
+                             "that are run again after an interruption)")
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (on a terminal), no progress lines (to a file: one every 30 s)")
     p.set_defaults(func=cmd_train)
 
 
@@ -30,7 +36,13 @@ def cmd_train(args) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
     try:
         cfg = load_config(args.config, args.overrides)
-        trainer = Trainer(cfg, resume=args.resume, device=args.device, progress=not args.no_progress)
+        last = os.path.join(cfg.out_dir, "last.pt")
+        if args.resume and not os.path.exists(last):
+            error(f"--resume: no checkpoint to resume from in {cfg.out_dir} ({last} does not exist); without "
+                  f"--resume training starts afresh, --resume-if-any resumes only where there is one")
+            return EXIT_USAGE
+        resume = args.resume or (args.resume_if_any and os.path.exists(last))
+        trainer = Trainer(cfg, resume=resume, device=args.device, progress=not args.no_progress)
     except (OSError, ValueError, TypeError) as err:
         error(str(err))
         return EXIT_USAGE
