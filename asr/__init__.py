@@ -22,19 +22,37 @@ Live use (microphone, server) is described in docs/live.md.
 """
 __version__ = "0.1.0"
 
-from .deps import require_torch  # noqa: E402
+from .deps import running_as_cli, require_torch  # noqa: E402
 
-require_torch()  # a torch/torchaudio pair that cannot load together: one line and the fix, not a traceback
+# The public API, by the module that defines each name.
+_API = {"SAMPLE_RATE": "audio", "AudioError": "audio", "load_audio": "audio", "BeamOptions": "beam", "LMError": "beam",
+        "beam_decoder": "beam", "ModelError": "checkpoint", "load_model": "checkpoint", "save_model": "checkpoint",
+        "GreedyDecoder": "decoding", "Result": "decoding", "Segment": "decoding", "Word": "decoding",
+        "EndpointConfig": "endpoint", "EndpointRule": "endpoint", "AcousticModel": "model", "ModelConfig": "model",
+        "Recognizer": "streaming", "Stream": "streaming", "transcribe": "transcribe", "transcribe_array": "transcribe"}
+__all__ = [*_API, "__version__"]
 
-from .audio import SAMPLE_RATE, AudioError, load_audio  # noqa: E402
-from .beam import BeamOptions, LMError, beam_decoder  # noqa: E402
-from .checkpoint import ModelError, load_model, save_model  # noqa: E402
-from .decoding import GreedyDecoder, Result, Segment, Word  # noqa: E402
-from .endpoint import EndpointConfig, EndpointRule  # noqa: E402
-from .model import AcousticModel, ModelConfig  # noqa: E402
-from .streaming import Recognizer, Stream  # noqa: E402
-from .transcribe import transcribe, transcribe_array  # noqa: E402
+if not running_as_cli():
+    # As a library: a torch/torchaudio pair that cannot load together is one ImportError line, then the API.
+    require_torch()
+    from .audio import SAMPLE_RATE, AudioError, load_audio  # noqa: E402
+    from .beam import BeamOptions, LMError, beam_decoder  # noqa: E402
+    from .checkpoint import ModelError, load_model, save_model  # noqa: E402
+    from .decoding import GreedyDecoder, Result, Segment, Word  # noqa: E402
+    from .endpoint import EndpointConfig, EndpointRule  # noqa: E402
+    from .model import AcousticModel, ModelConfig  # noqa: E402
+    from .streaming import Recognizer, Stream  # noqa: E402
+    from .transcribe import transcribe, transcribe_array  # noqa: E402
+# As the `asr` command, nothing more is imported here: each subcommand imports what it needs, so
+# `asr --help`, `--version`, `asr models` and argument errors answer without loading torch (cli.main
+# checks the torch pair before a command that needs it). The API is still there, imported on first use:
 
-__all__ = ["SAMPLE_RATE", "AudioError", "load_audio", "BeamOptions", "LMError", "beam_decoder", "ModelError", "load_model", "save_model", "GreedyDecoder",
-           "Result", "Segment", "Word", "EndpointConfig", "EndpointRule", "AcousticModel", "ModelConfig", "Recognizer", "Stream", "transcribe",
-           "transcribe_array", "__version__"]
+
+def __getattr__(name: str):
+    if name not in _API:
+        raise AttributeError(f"module 'asr' has no attribute {name!r}")
+    import importlib
+    require_torch()
+    value = getattr(importlib.import_module(f".{_API[name]}", __name__), name)
+    globals()[name] = value
+    return value

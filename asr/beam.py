@@ -53,14 +53,14 @@ class BeamOptions:
 
 def parse_hotword(spec: str) -> tuple[str, float]:
     """'WORD[:WEIGHT]' -> (normalised word, weight). Raises ValueError with a one-line reason."""
-    word, sep, weight = spec.rpartition(":") if re.search(r":[-+0-9.eE]+$", spec) else (spec, "", "")
-    text = normalize(word)
+    word, sep, weight = spec.rpartition(":")  # what follows the last colon is the weight
+    text = normalize(word if sep else spec)
     if not text:
         raise ValueError(f"hotword {spec!r} has no letters")
     try:
         value = float(weight) if sep else DEFAULT_HOTWORD_WEIGHT
     except ValueError:
-        raise ValueError(f"hotword {spec!r}: weight must be a number") from None
+        raise ValueError(f"hotword {spec!r}: the weight after the colon must be a number (WORD[:WEIGHT])") from None
     if not math.isfinite(value):
         raise ValueError(f"hotword {spec!r}: weight must be finite")
     return text, value

@@ -2,17 +2,24 @@
 (buffers in the state dict), weights, and a model card. Saved atomically, loaded safely."""
 from __future__ import annotations
 
+import math
 import os
+import pickle
 import tempfile
+import zipfile
 from dataclasses import asdict
 from importlib import resources
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from .audio import HOP_LENGTH, N_FFT, N_MELS, SAMPLE_RATE
-from .model import AcousticModel, ModelConfig
 from .text import VOCAB
+
+if TYPE_CHECKING:
+    import torch
+
+    from .model import AcousticModel
+# torch and the model are imported where they are used, so that `asr models` (peek_payload) runs without torch.
 
 FORMAT = "asr-gru-ctc"
 VERSION = 1
@@ -30,6 +37,7 @@ class ModelError(Exception):
 
 def atomic_save(obj, path: str | os.PathLike) -> None:
     """torch.save to a temporary file in the same folder, then rename over path."""
+    import torch
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
@@ -87,6 +95,7 @@ def resolve_model(spec: str | os.PathLike | None, offline: bool = False) -> Path
 
 
 def read_payload(path: str | os.PathLike) -> dict:
+    import torch
     path = os.fspath(path)
     if not os.path.exists(path):
         raise ModelError(f"{path}: no such model file")
@@ -112,9 +121,58 @@ def load_model(path: str | os.PathLike | None = None, device: str | torch.device
     feats = payload["features"]
     if any(feats.get(k) != v for k, v in FEATURES.items()):
         raise ModelError(f"{path}: its feature settings {feats} differ from this version's {FEATURES}")
+    from .model import AcousticModel, ModelConfig
     model = AcousticModel(ModelConfig.from_dict(payload["config"]))
     state = {k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()}
     model.load_state_dict(state)
     model.card = payload.get("card", {})
     model.source = os.fspath(path)
     return model.to(device).eval()
+
+
+class _Shape:
+    """A tensor of a model file as peek_payload reads it: its shape only."""
+
+    def __init__(self, size):
+        self.shape = tuple(size)
+
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+
+class _ShapeUnpickler(pickle.Unpickler):
+    """torch.save's pickle with tensors read as their shapes, and no other globals than a model file holds."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) == ("collections", "OrderedDict"):
+            return dict
+        if module == "torch._utils" and name in ("_rebuild_tensor", "_rebuild_tensor_v2"):
+            return lambda storage, offset, size, *rest: _Shape(size)
+        if module == "torch" and name.endswith("Storage"):
+            return name
+        raise pickle.UnpicklingError(f"{module}.{name} is not part of a model file")
+
+    def persistent_load(self, pid):
+        return None  # the storage: its bytes are not read
+
+
+def peek_payload(path: str | os.PathLike) -> dict:
+    """read_payload without torch, for `asr models` (it answers in a blink): the same dict, with
+    each tensor read as its shape (`.shape`, `.numel()`), not its values. A file holding more than
+    a model file does (a training checkpoint's optimiser state) is read with torch instead.
+    Raises ModelError (one line) for anything that is not a model file."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise ModelError(f"{path}: no such model file")
+    try:
+        with zipfile.ZipFile(path) as z:
+            name = next(n for n in z.namelist() if n.count("/") == 1 and n.endswith("/data.pkl"))
+            with z.open(name) as f:
+                payload = _ShapeUnpickler(f).load()
+    except pickle.UnpicklingError:
+        return read_payload(path)
+    except (OSError, zipfile.BadZipFile, StopIteration, EOFError, ValueError, TypeError) as err:
+        raise ModelError(f"{path}: not a model file ({type(err).__name__})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ModelError(f"{path}: not an asr model file")
+    return payload

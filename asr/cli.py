@@ -6,6 +6,7 @@ import json
 import math
 import os
 import sys
+import tempfile
 
 from . import __version__
 
@@ -18,10 +19,22 @@ def error(message: str) -> None:
     print(f"asr: error: {message}", file=sys.stderr, flush=True)
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 (got {value})")
+    return value
+
+
 def add_model_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", metavar="NAME|PATH", help="a model file, or a bundled model: `streaming` or `offline` "
                    "(default: `offline` for files where it is bundled, `streaming` for live audio and --stream)")
-    p.add_argument("--threads", type=int, default=None, metavar="N", help="CPU threads for the model (default: torch's)")
+    p.add_argument("--threads", type=positive_int, default=None, metavar="N",
+                   help="CPU threads for the model (default: torch's)")
 
 
 def load_model_or_exit(args, offline: bool = False):
@@ -47,8 +60,10 @@ def add_decoder_options(p: argparse.ArgumentParser) -> None:
                    help="CTC prefix beam search with N beams (default with --lm or --hotword: 32)")
     g.add_argument("--lm", metavar="PATH", help="n-gram language model: ARPA or KenLM binary (`asr lm build`)")
     g.add_argument("--alpha", type=float, default=None, metavar="A",
-                   help="language model weight (default: 0.5; find the best with `asr tune-lm`)")
-    g.add_argument("--beta", type=float, default=None, metavar="B", help="word insertion bonus (default: 1.0)")
+                   help="language model weight (default: the model card's with the model's own LM, see `asr models`; "
+                        "else 0.5; find the best with `asr tune-lm`)")
+    g.add_argument("--beta", type=float, default=None, metavar="B",
+                   help="word insertion bonus (default: the model card's with the model's own LM; else 1.0)")
     g.add_argument("--hotword", action="append", default=[], metavar="WORD[:WEIGHT]",
                    help="favour this word or phrase (repeatable; weight default 10, a log-prob bonus per word)")
     g.add_argument("--no-lm", action="store_true",
@@ -103,10 +118,13 @@ def make_decoder(args, model):
 def add_transcribe(sub) -> None:
     from .writers import FORMATS
     p = sub.add_parser("transcribe", help="transcribe audio files",
-                       description="Transcribe WAV/FLAC/OGG/MP3 files (any rate, any channels). Without "
-                                   "--output-dir the transcripts go to stdout; with it, one file per format "
-                                   "is written per input, named as whisper does (clip.flac -> DIR/clip.json).")
-    p.add_argument("files", nargs="+", metavar="FILE", help="audio files")
+                       description="Transcribe WAV/FLAC/OGG/MP3 files (any rate, any channels; other formats such as "
+                                   ".m4a and .webm through ffmpeg where it is installed); - reads standard input. "
+                                   "Without --output-dir the transcripts go to stdout; with it, one file per format "
+                                   "is written per input, named as whisper does (clip.flac -> DIR/clip.json, "
+                                   "standard input -> DIR/stdin.json); two inputs that would write the same name "
+                                   "(a/clip.wav b/clip.flac) are refused before any work.")
+    p.add_argument("files", nargs="+", metavar="FILE", help="audio files (- for standard input)")
     add_model_option(p)
     p.add_argument("--format", "-f", default="txt", choices=FORMATS + ("all",), help="output format (default: txt)")
     p.add_argument("--output-dir", "-o", metavar="DIR", help="write output files here instead of stdout")
@@ -119,10 +137,46 @@ def add_transcribe(sub) -> None:
     p.set_defaults(func=cmd_transcribe)
 
 
+def os_reason(err: OSError) -> str:
+    """'permission denied' from PermissionError(13, 'Permission denied')."""
+    text = err.strerror or type(err).__name__
+    return text[:1].lower() + text[1:]
+
+
+def output_base(path: str) -> str:
+    """The name an input's output files take after (- is standard input: DIR/stdin.txt)."""
+    return "stdin" if path == "-" else path
+
+
+def output_dir_problem(output_dir: str, files: list[str], formats: list[str]) -> str | None:
+    """Why --output-dir cannot take the outputs (it cannot be made or written in, or two inputs
+    would write the same file), or None. Makes the folder."""
+    from .writers import output_name
+    try:
+        os.makedirs(output_dir, exist_ok=True)
+    except FileExistsError:
+        return f"--output-dir {output_dir}: exists and is not a folder"
+    except OSError as err:
+        return f"--output-dir {output_dir}: cannot create it ({os_reason(err)})"
+    try:
+        with tempfile.TemporaryFile(dir=output_dir):
+            pass
+    except OSError as err:
+        return f"--output-dir {output_dir}: cannot write in it ({os_reason(err)})"
+    taken = {}
+    for path in files:
+        name = output_name(output_base(path), formats[0] if len(formats) == 1 else "*")
+        other = taken.setdefault(name, path)
+        if other != path and os.path.realpath(other) != os.path.realpath(path):
+            return (f"{other} and {path} would both be written to {os.path.join(output_dir, name)}: "
+                    f"transcribe them into different --output-dir folders")
+    return None
+
+
 def cmd_transcribe(args) -> int:
     from tqdm import tqdm
 
-    from .audio import AudioError, duration
+    from .audio import STDIN, AudioError, duration, open_input, source_name
     from .transcribe import transcribe
     from .writers import FORMATS, WRITERS, write_result
 
@@ -132,16 +186,28 @@ def cmd_transcribe(args) -> int:
     if args.stream and args.chunk_ms <= 0:
         error("--chunk-ms must be positive")
         return EXIT_USAGE
+    if args.files.count(STDIN) > 1:
+        error("- (standard input) is given more than once")
+        return EXIT_USAGE
+    if STDIN in args.files and (sys.stdin is None or sys.stdin.isatty()):
+        error("- reads audio from standard input, which is a terminal: pipe the audio in (... | asr transcribe -)")
+        return EXIT_USAGE
+    formats = list(FORMATS) if args.format == "all" else [args.format]
+    if args.output_dir:
+        problem = output_dir_problem(args.output_dir, args.files, formats)
+        if problem:
+            error(problem)
+            return EXIT_USAGE
     model = load_model_or_exit(args, offline=not args.stream)
     if args.stream and not model.cfg.streaming:
         error(f"{model.source}: a bidirectional model cannot stream; drop --stream or use a unidirectional model")
         return EXIT_USAGE
     decoder = make_decoder(args, model)
-    formats = list(FORMATS) if args.format == "all" else [args.format]
+    sources = {path: open_input(path) for path in args.files}  # standard input and pipes are read here
     total = 0.0
-    for path in args.files:
+    for source in sources.values():
         try:
-            total += duration(path)
+            total += duration(source)
         except AudioError:
             pass  # reported when its turn comes
     failed = 0
@@ -149,7 +215,7 @@ def cmd_transcribe(args) -> int:
                disable=True if args.no_progress else None, bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s audio [{elapsed}<{remaining}]")
     for path in args.files:
         try:
-            result = transcribe(model, path, decoder, chunk_ms=args.chunk_ms if args.stream else None,
+            result = transcribe(model, sources[path], decoder, chunk_ms=args.chunk_ms if args.stream else None,
                                 on_progress=lambda s: bar.update(round(s, 1)))
         except AudioError as err:
             bar.clear()
@@ -157,13 +223,19 @@ def cmd_transcribe(args) -> int:
             failed += 1
             continue
         if args.output_dir:
-            write_result(result, path, args.output_dir, formats, args.word_level)
+            try:
+                write_result(result, output_base(path), args.output_dir, formats, args.word_level)
+            except OSError as err:  # an output name taken by a folder, a read-only file, a full disk ...
+                bar.clear()
+                error(f"{err.filename or args.output_dir}: cannot write the transcript of {source_name(sources[path])} "
+                      f"({os_reason(err)})")
+                failed += 1
         else:
             text = WRITERS[args.format](result, word_level=args.word_level)
             if args.format == "json" and len(args.files) > 1:
                 text = json.dumps({"file": path, **result.to_dict()}, ensure_ascii=False) + "\n"
             elif len(args.files) > 1:
-                text = f"==> {path} <==\n{text}"
+                text = f"==> {source_name(sources[path])} <==\n{text}"
             bar.clear()
             sys.stdout.write(text)
             sys.stdout.flush()
@@ -199,9 +271,9 @@ def cmd_models(args) -> int:
 
 
 def _show_model(path) -> int:
-    from .checkpoint import ModelError, read_payload
+    from .checkpoint import ModelError, peek_payload
     try:
-        payload = read_payload(path)
+        payload = peek_payload(path)  # without torch
     except ModelError as err:
         error(str(err))
         return EXIT_USAGE
@@ -219,10 +291,15 @@ def _show_model(path) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from .cli_live import add_listen, add_serve
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The `asr` parser. argv (default: sys.argv[1:]) names the command: `serve`'s options need the
+    server's defaults, whose import loads torch, so they are built only when `serve` is the command."""
+    from .cli_live import SERVE_HELP, add_listen, add_serve
     from .cli_train import add_evaluate, add_lm, add_train, add_tune_lm
-    commands = [add_transcribe, add_train, add_evaluate, add_models, add_listen, add_serve, add_lm, add_tune_lm]
+    argv = sys.argv[1:] if argv is None else argv
+    command = next((a for a in argv if not a.startswith("-")), None)
+    serve = add_serve if command == "serve" else (lambda sub: sub.add_parser("serve", help=SERVE_HELP))
+    commands = [add_transcribe, add_train, add_evaluate, add_models, add_listen, serve, add_lm, add_tune_lm]
     parser = argparse.ArgumentParser(prog="asr", description="Streaming GRU-CTC speech recognition.")
     parser.add_argument("--version", action="version", version=f"asr {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -232,11 +309,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Commands that run without torch (they read no audio and run no model): the others check first
+# that torch and torchaudio load together (asr.deps), as `import asr` does for a library user.
+WITHOUT_TORCH = ("models", "lm")
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
+        args = build_parser(argv).parse_args(argv)
+        if args.command not in WITHOUT_TORCH:
+            from .deps import require_torch
+            require_torch()
         return args.func(args) or 0
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C, also while torch or the model loads: no traceback
         return 130
     except BrokenPipeError:
         return 0

@@ -109,10 +109,13 @@ def cmd_listen(args) -> int:
     return status
 
 
+SERVE_HELP = "a WebSocket server for live transcription (vosk-server's protocol)"
+
+
 def add_serve(sub) -> None:
     from .server import ServerConfig
     d = ServerConfig()
-    p = sub.add_parser("serve", help="a WebSocket server for live transcription (vosk-server's protocol)",
+    p = sub.add_parser("serve", help=SERVE_HELP,
                        description="Serve streaming recognition over WebSocket with vosk-server's protocol, so "
                                    "Vosk clients work unchanged; many connections share one batched model. "
                                    "See docs/live.md.")

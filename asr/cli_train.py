@@ -17,9 +17,15 @@ def add_train(sub) -> None:
                                    "Multi-GPU: torchrun --nproc-per-node N -m asr train ...")
     p.add_argument("--config", "-c", metavar="YAML", help="recipe config file")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
-    p.add_argument("--resume", action="store_true", help="continue from OUT_DIR/last.pt exactly where it stopped")
+    resume = p.add_mutually_exclusive_group()
+    resume.add_argument("--resume", action="store_true",
+                        help="continue from OUT_DIR/last.pt exactly where it stopped (an error if there is none)")
+    resume.add_argument("--resume-if-any", action="store_true",
+                        help="continue from OUT_DIR/last.pt where there is one, else start afresh (for scripts "
+                             "that are run again after an interruption)")
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (on a terminal), no progress lines (to a file: one every 30 s)")
     p.set_defaults(func=cmd_train)
 
 
@@ -30,7 +36,13 @@ def cmd_train(args) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
     try:
         cfg = load_config(args.config, args.overrides)
-        trainer = Trainer(cfg, resume=args.resume, device=args.device, progress=not args.no_progress)
+        last = os.path.join(cfg.out_dir, "last.pt")
+        if args.resume and not os.path.exists(last):
+            error(f"--resume: no checkpoint to resume from in {cfg.out_dir} ({last} does not exist); without "
+                  f"--resume training starts afresh, --resume-if-any resumes only where there is one")
+            return EXIT_USAGE
+        resume = args.resume or (args.resume_if_any and os.path.exists(last))
+        trainer = Trainer(cfg, resume=resume, device=args.device, progress=not args.no_progress)
     except (OSError, ValueError, TypeError) as err:
         error(str(err))
         return EXIT_USAGE
@@ -54,18 +66,29 @@ def add_evaluate(sub) -> None:
     p.set_defaults(func=cmd_evaluate)
 
 
+def warnings_on_stderr() -> None:
+    """The data module's warnings (a manifest row skipped, and why) as `asr: warning: ...` lines."""
+    import logging
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("asr: warning: %(message)s"))
+    log = logging.getLogger("asr.data")
+    log.addHandler(handler)
+    log.propagate = False
+
+
 def cmd_evaluate(args) -> int:
     from tqdm import tqdm
 
     from .data import ManifestReport, read_manifest
     from .evaluate import evaluate
-    model = load_model_or_exit(args, offline=True)  # whole utterances, as `asr transcribe` scores files
+    warnings_on_stderr()
     report = ManifestReport()
     try:
         utts = read_manifest(args.manifest, report=report)
     except (OSError, ValueError) as err:
         error(str(err))
         return EXIT_USAGE
+    model = load_model_or_exit(args, offline=True)  # whole utterances, as `asr transcribe` scores files
     if args.limit:
         utts = utts[: args.limit]
     if not utts:
@@ -74,7 +97,10 @@ def cmd_evaluate(args) -> int:
     bar = tqdm(total=len(utts), desc="evaluating", unit="utt", file=sys.stderr, leave=False, disable=None)
     result = evaluate(model, utts, make_decoder(args, model), worst=args.worst, on_progress=lambda n: bar.update(1))
     bar.close()
-    result["skipped"] += sum(report.skipped.values())
+    rows = sum(report.skipped.values())
+    for skipped in result.get("skipped_files", []):
+        error(skipped["reason"])
+    result["skipped"] += rows
     if args.json:
         print(json.dumps(result))
     else:
@@ -83,7 +109,12 @@ def cmd_evaluate(args) -> int:
         if result["worst"]:
             print("worst utterances:")
             for r in result["worst"]:
-                print(f"  {r['id']}  errors={r['errors']}\n    ref: {r['ref']}\n    hyp: {r['hyp']}")
+                print(f"  {r['id']}  WER={100 * r['wer']:.0f}% errors={r['errors']}\n    ref: {r['ref']}\n    hyp: {r['hyp']}")
+    if result["skipped"]:
+        files = result["skipped"] - rows
+        print(f"asr: skipped {result['skipped']} utterance(s) ({rows} manifest row(s), {files} unreadable audio "
+              f"file(s)); the scores are of the other {result['utterances']}", file=sys.stderr)
+        return EXIT_FAILED_INPUT
     return 0
 
 

@@ -74,6 +74,23 @@ def read_manifest(path: str | os.PathLike, check_audio: bool = False,
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: no such manifest")
     report = report if report is not None else ManifestReport()
+    try:
+        info(path)
+    except AudioError:
+        pass  # not audio: as it should be
+    else:
+        raise ValueError(f"{path}: is an audio file, not a manifest; {MANIFEST_FORMAT}")
+    try:
+        return _read_rows(path, check_audio, report)
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not a manifest (not UTF-8 text); {MANIFEST_FORMAT}") from None
+
+
+MANIFEST_FORMAT = ("a manifest is a TSV file with a header naming `path` and `text` (a row per audio file and its "
+                   "transcript), or JSON Lines")
+
+
+def _read_rows(path: str, check_audio: bool, report: ManifestReport) -> list[Utterance]:
     base = os.path.dirname(os.path.abspath(path))
     out = []
     for line, row in _rows(path):
@@ -213,11 +230,18 @@ def item_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
     return np.random.default_rng([seed, epoch, index])
 
 
+@dataclass(frozen=True)
+class Dropped:
+    """An utterance the collate function leaves out of a batch, and why (None: known already)."""
+    index: int
+    reason: str | None = None
+
+
 class SpeechDataset(torch.utils.data.Dataset):
     """Utterances -> (features (T, 80), token ids, utterance index), augmented per epoch.
 
-    An utterance whose audio cannot be read yields None (reported once); the collate
-    function drops it and counts it.
+    An utterance whose audio cannot be read yields Dropped(index, reason); the collate function
+    leaves it out. Files named in `unreadable` (the trainer adds them) are not read again.
     """
 
     def __init__(self, utterances: list[Utterance], augment: AugmentConfig | None = None, seed: int = 0):
@@ -225,6 +249,7 @@ class SpeechDataset(torch.utils.data.Dataset):
         self.augment = augment
         self.seed = seed
         self.epoch = 0
+        self.unreadable: set[str] = set()  # audio paths not to read again (unreadable, or too short)
 
     def __len__(self) -> int:
         return len(self.utts)
@@ -235,11 +260,12 @@ class SpeechDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int):
         index, epoch = (index if isinstance(index, tuple) else (index, self.epoch))
         utt = self.utts[index]
+        if utt.path in self.unreadable:
+            return Dropped(index)
         try:
             x = load_audio(utt.path)
         except AudioError as err:
-            log.warning("skipping %s: %s", utt.id, err)
-            return None
+            return Dropped(index, str(err))
         feats_rng = None
         if self.augment is not None:
             rng = item_rng(self.seed, epoch, index)
@@ -252,10 +278,12 @@ class SpeechDataset(torch.utils.data.Dataset):
 
 
 def collate(items):
-    """-> feats (B, T, 80), feat_lengths (B,), targets (sum L,), target_lengths (B,), indices (B,),
-    dropped (count of unreadable items)."""
-    good = [it for it in items if it is not None and len(it[0]) > 0]
-    dropped = len(items) - len(good)
+    """-> (feats (B, T, 80), feat_lengths (B,), targets (sum L,), target_lengths (B,), indices (B,))
+    or None when no item is usable, and the list of Dropped items (unreadable, or too short for
+    one feature frame)."""
+    dropped = [it if isinstance(it, Dropped) else Dropped(it[2], "too short for one feature frame")
+               for it in items if isinstance(it, Dropped) or len(it[0]) == 0]
+    good = [it for it in items if not isinstance(it, Dropped) and len(it[0]) > 0]
     if not good:
         return None, dropped
     lengths = torch.tensor([len(f) for f, _, _ in good])

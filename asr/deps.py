@@ -86,7 +86,7 @@ def torch_problem() -> str | None:
     return None
 
 
-def _running_as_cli() -> bool:
+def running_as_cli() -> bool:
     """True in the `asr` command (its console script, `python -m asr`) and `python asr/deps.py`.
     While `-m asr` imports the package, sys.argv[0] is still '-m': sys.orig_argv tells."""
     if os.path.basename(sys.argv[0]) in ("asr", "deps.py"):
@@ -101,7 +101,7 @@ def require_torch() -> None:
     problem = torch_problem()
     if problem is None:
         return
-    if _running_as_cli():
+    if running_as_cli():
         print(f"asr: error: {problem}", file=sys.stderr, flush=True)
         raise SystemExit(EXIT_USAGE)
     raise ImportError(problem)

@@ -41,7 +41,8 @@ def evaluate(model: AcousticModel, utterances: list[Utterance], decoder: Callabl
     """Transcribe every utterance as `asr transcribe` would and score it.
 
     Returns wer, cer, rtf (processing seconds per audio second, audio reading excluded),
-    utterances, skipped, audio_seconds, and the `worst` utterances by word errors.
+    utterances, skipped, audio_seconds, and the `worst` utterances: those with errors, by WER
+    (errors / reference words), then by error count.
     """
     factory = make_decoder_factory(model, decoder)
     refs, hyps, rows, skipped = [], [], [], []
@@ -67,7 +68,7 @@ def evaluate(model: AcousticModel, utterances: list[Utterance], decoder: Callabl
     result = score(refs, hyps)
     result.update({"rtf": compute_seconds / audio_seconds if audio_seconds else float("nan"),
                    "utterances": len(refs), "skipped": len(skipped), "audio_seconds": round(audio_seconds, 2),
-                   "worst": sorted(rows, key=lambda r: (-r["errors"], r["id"]))[:worst]})
+                   "worst": sorted((r for r in rows if r["errors"]), key=lambda r: (-r["wer"], -r["errors"], r["id"]))[:worst]})
     if skipped:
         result["skipped_files"] = skipped
     return result

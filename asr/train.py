@@ -98,11 +98,23 @@ def dev_wer(model: AcousticModel, utts: list[Utterance], batch_seconds: float = 
     return score(refs, hyps)
 
 
+def _clock(seconds: float) -> str:
+    """3725.2 -> '1:02:05'."""
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"
+
+
 class Trainer:
+    PROGRESS_SECONDS = 30.0  # a plain progress line this often when stderr is not a terminal (a log file)
+
     def __init__(self, cfg: TrainConfig, resume: bool = False, device: str | None = None, progress: bool = True):
+        """resume: continue from out_dir/last.pt (FileNotFoundError when there is none). progress: a
+        progress bar on a terminal, periodic log lines elsewhere."""
         self.cfg = cfg
         self.progress = progress
         self.out = Path(cfg.out_dir)
+        if resume and not (self.out / "last.pt").exists():
+            raise FileNotFoundError(f"{self.out / 'last.pt'}: no checkpoint to resume from")
         self.rank = int(os.environ.get("RANK", 0))
         self.world = int(os.environ.get("WORLD_SIZE", 1))
         self.local_rank = int(os.environ.get("LOCAL_RANK", 0))
@@ -148,13 +160,14 @@ class Trainer:
         self.batch_in_epoch = 0
         self.best = float("inf")
         self.skipped_long = 0
+        self.named_too_long: set[str] = set()  # utterances whose label is too long, already named in the log
         self.skipped_nonfinite = 0
         self.dropped_unreadable = 0
         self.utterances_trained = 0
         self.train_seconds = 0.0  # wall-clock time in fit(), summed over resumes (the learning curve's x)
         self.audio_seconds = 0.0  # audio trained on, summed over resumes
         self.history: list[dict] = []
-        if resume and (self.out / "last.pt").exists():
+        if resume:
             self._load(self.out / "last.pt")
         elif not cfg.init_from:
             mean, std = feature_stats(self.utts, cfg.stats_utterances, cfg.seed)
@@ -269,13 +282,20 @@ class Trainer:
         (counted in skipped_long; a NaN loss otherwise), or None if nothing is left."""
         if batch is None:
             return None
-        feats, lengths, targets, target_lengths, _ = batch
+        feats, lengths, targets, target_lengths, indices = batch
         out_lengths = self.model.output_lengths(lengths)
         pieces = torch.split(targets, target_lengths.tolist())
         keep = torch.tensor([int(o) >= ctc_min_frames(t) for o, t in zip(out_lengths, pieces)], dtype=torch.bool)
         if keep.all():
             return feats, lengths, targets, target_lengths
         self.skipped_long += int((~keep).sum())
+        for i in (~keep).nonzero().flatten().tolist():  # named once; counted every time
+            utt = self.utts[int(indices[i])]
+            if utt.id not in self.named_too_long:
+                self.named_too_long.add(utt.id)
+                log.warning("skipping %s whenever its label is too long for its audio: %d letters need %d output "
+                            "frames, it gives %d (counted in skipped_label_too_long)", utt.id, len(pieces[i]),
+                            ctc_min_frames(pieces[i]), int(out_lengths[i]))
         if not keep.any():
             return None
         pieces = [p for p, k in zip(pieces, keep) if k]
@@ -359,17 +379,35 @@ class Trainer:
             self.best = res["mean_wer"]
             self.save("best.pt")
 
+    def _drop(self, dropped: list) -> None:
+        """Count the utterances a batch left out; name each unreadable file once, and read it no more."""
+        self.dropped_unreadable += len(dropped)
+        for d in dropped:
+            path = self.utts[d.index].path
+            if d.reason and path not in self.dataset.unreadable:
+                self.dataset.unreadable.add(path)  # the next epoch's loader workers get the set
+                log.warning("leaving %s out of training: %s", self.utts[d.index].id, d.reason)
+
+    def _progress_line(self, stats: dict, started: float, first_step: int, audio_s: float) -> None:
+        elapsed = time.perf_counter() - started
+        left = elapsed / max(1, self.step - first_step) * (self.total_steps - self.step)
+        log.info("step %d/%d (%.0f%%), epoch %d: loss %.3f, %.0fx real time, %s elapsed, about %s left", self.step,
+                 self.total_steps, 100 * self.step / self.total_steps, self.epoch, stats["loss"],
+                 audio_s / max(elapsed, 1e-9), _clock(elapsed), _clock(left))
+
     def fit(self) -> dict:
         from tqdm import tqdm
         self.model.train()
+        show = self.progress and self.is_main
+        lines = show and not sys.stderr.isatty()  # to a file: a log line every PROGRESS_SECONDS, not a bar
         bar = tqdm(total=self.total_steps, initial=self.step, desc="train", unit="step", file=sys.stderr,
-                   disable=not (self.progress and self.is_main), dynamic_ncols=True)
+                   disable=not show or lines, dynamic_ncols=True)
         t0, audio_s, n_since = time.perf_counter(), 0.0, 0
-        tick = t0
+        tick, first_step, last_line = t0, self.step, -math.inf
         done = self.step >= self.total_steps
         while not done and self.epoch < self.cfg.epochs:
             for batch, dropped in self._loader():
-                self.dropped_unreadable += dropped
+                self._drop(dropped)
                 self.batch_in_epoch += 1
                 stats = self.train_step(batch)
                 self.step += 1
@@ -381,6 +419,9 @@ class Trainer:
                     audio_s += stats["seconds"]
                     self.audio_seconds += stats["seconds"]
                     n_since += 1
+                    if lines and (now - last_line >= self.PROGRESS_SECONDS or self.step >= self.total_steps):
+                        last_line = now
+                        self._progress_line(stats, t0, first_step, audio_s)
                     elapsed = time.perf_counter() - t0
                     if self.is_main and (self.step % 10 == 0 or self.step == 1):
                         speed = audio_s / max(elapsed, 1e-9)

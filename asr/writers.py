@@ -4,8 +4,10 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .decoding import Result, Segment
+if TYPE_CHECKING:  # imported where used: `asr transcribe --help` needs FORMATS, not torch
+    from .decoding import Result, Segment
 
 FORMATS = ("txt", "json", "srt", "vtt", "tsv")
 
@@ -22,6 +24,7 @@ def format_timestamp(seconds: float, decimal: str = ".", always_hours: bool = Fa
 
 def subtitle_lines(result: Result, word_level: bool = False) -> list[Segment]:
     """Cues for subtitles: the segments, or one cue per word with word_level."""
+    from .decoding import Segment
     if word_level:
         return [Segment(w.start, w.end, w.word, [w]) for w in result.words]
     return result.segments

@@ -1,12 +1,19 @@
 """`asr transcribe` end to end on real audio, as a user runs it."""
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
 import soundfile as sf
 
 from asr.audio import load_audio
+
+from conftest import REPO
 
 SRT_TIME = r"(\d\d):(\d\d):(\d\d),(\d\d\d)"
 VTT_TIME = r"(?:(\d\d):)?(\d\d):(\d\d)\.(\d\d\d)"
@@ -165,3 +172,146 @@ def test_without_a_bundled_model_the_cli_says_so(monkeypatch, capsys, cathy_clip
 def test_python_module_and_version(cli):
     out = cli("--version")
     assert out.returncode == 0 and out.stdout.startswith("asr ")
+
+
+# --------------------------------------------------------------------------- inputs: pipes, standard input
+def run_bytes(*args, stdin: bytes = b"", timeout=300) -> subprocess.CompletedProcess:
+    """`python -m asr ARGS...` with bytes on standard input."""
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.run([sys.executable, "-m", "asr", *map(str, args)], input=stdin, capture_output=True,
+                          timeout=timeout, env=env)
+
+
+def test_a_piped_wav_and_standard_input_are_transcribed(tiny_model_path, cathy_clips, tmp_path):
+    """`ffmpeg -i clip -f wav pipe:1 > piped.wav` writes 0xFFFFFFFF as the data size; `-` reads stdin."""
+    from test_audio import streamed_wav
+    (path, text), (path2, text2) = cathy_clips[6], cathy_clips[7]
+    sf.write(tmp_path / "clip.wav", load_audio(path), 16000, subtype="PCM_16")
+    piped = streamed_wav((tmp_path / "clip.wav").read_bytes(), 0xFFFFFFFF)
+    (tmp_path / "piped.wav").write_bytes(piped)
+    out = run_bytes("transcribe", tmp_path / "piped.wav", "--model", tiny_model_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.decode().strip() == text
+    out = run_bytes("transcribe", "-", "--model", tiny_model_path, stdin=piped)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.decode().strip() == text
+    # FLAC on stdin beside a file, with outputs named stdin.*
+    out = run_bytes("transcribe", path2, "-", "--model", tiny_model_path, "-f", "json", "-o", tmp_path / "out",
+                    stdin=path.read_bytes())
+    assert out.returncode == 0, out.stderr
+    assert json.loads((tmp_path / "out" / "stdin.json").read_text())["text"] == text
+    assert json.loads((tmp_path / "out" / f"{path2.stem}.json").read_text())["text"] == text2
+    out = run_bytes("transcribe", "-", "--model", tiny_model_path, stdin=b"")
+    assert out.returncode == 1 and out.stderr.decode() == "asr: error: <stdin>: empty input (0 bytes)\n"
+    out = run_bytes("transcribe", "-", "-", "--model", tiny_model_path, stdin=piped)
+    assert out.returncode == 2 and "more than once" in out.stderr.decode()
+
+
+# --------------------------------------------------------------------------- outputs
+def test_an_unusable_output_dir_is_a_usage_error_before_any_work(cli, tiny_model_path, cathy_clips, tmp_path):
+    path, _ = cathy_clips[0]
+    (tmp_path / "taken").write_text("a file")
+    for out_dir, reason in [(tmp_path / "taken", "exists and is not a folder"),
+                            (tmp_path / "taken" / "sub", "cannot create it (not a directory)")]:
+        out = cli("transcribe", path, "--model", tmp_path / "no-model-needed.pt", "-o", out_dir)
+        assert out.returncode == 2, out.stderr
+        assert out.stderr == f"asr: error: --output-dir {out_dir}: {reason}\n"  # before the model is even loaded
+
+
+def test_an_output_dir_without_write_permission_is_a_usage_error(tiny_model_path, cathy_clips, tmp_path):
+    from test_audio import without_root_privilege  # root, too, is then held to the folder's mode
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o555)
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    try:
+        out = subprocess.run([sys.executable, "-m", "asr", "transcribe", str(cathy_clips[0][0]), "--model",
+                              str(tiny_model_path), "-o", str(locked)], capture_output=True, text=True, timeout=300,
+                             env=env, preexec_fn=without_root_privilege)
+    except subprocess.SubprocessError as err:
+        pytest.skip(f"cannot give up root's privilege to write in any folder here: {err}")
+    assert out.returncode == 2
+    assert out.stderr == f"asr: error: --output-dir {locked}: cannot write in it (permission denied)\n"
+
+
+def test_a_failed_write_is_reported_and_the_batch_goes_on(cli, tiny_model_path, cathy_clips, tmp_path):
+    (a, text_a), (b, _), (c, text_c) = cathy_clips[:3]
+    (tmp_path / "out" / f"{b.stem}.txt").mkdir(parents=True)  # its output name is taken by a folder
+    out = cli("transcribe", a, b, c, "--model", tiny_model_path, "-o", tmp_path / "out")
+    assert out.returncode == 1
+    assert out.stderr == (f"asr: error: {tmp_path / 'out' / b.stem}.txt: cannot write the transcript of {b} "
+                          f"(is a directory)\n")
+    assert (tmp_path / "out" / f"{a.stem}.txt").read_text().strip() == text_a
+    assert (tmp_path / "out" / f"{c.stem}.txt").read_text().strip() == text_c
+
+
+def test_two_inputs_with_one_output_name_are_refused_before_any_work(cli, tiny_model_path, cathy_clips, tmp_path):
+    path, _ = cathy_clips[0]
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    sf.write(tmp_path / "a" / "clip.wav", load_audio(path), 16000)
+    sf.write(tmp_path / "b" / "clip.flac", load_audio(path), 16000)
+    a, b = tmp_path / "a" / "clip.wav", tmp_path / "b" / "clip.flac"
+    out = cli("transcribe", a, b, "--model", tiny_model_path, "-o", tmp_path / "out", "-f", "srt")
+    assert out.returncode == 2
+    assert out.stderr == (f"asr: error: {a} and {b} would both be written to {tmp_path / 'out' / 'clip.srt'}: "
+                          f"transcribe them into different --output-dir folders\n")
+    assert list((tmp_path / "out").iterdir()) == []
+    out = cli("transcribe", a, a, "--model", tiny_model_path, "-o", tmp_path / "out")  # the same file twice: fine
+    assert out.returncode == 0, out.stderr
+
+
+# --------------------------------------------------------------------------- messages
+def test_option_errors_are_one_line(cli, tiny_model_path, cathy_clips):
+    path, _ = cathy_clips[0]
+    for value in ("-1", "0"):
+        out = cli("transcribe", path, "--model", tiny_model_path, "--threads", value)
+        assert out.returncode == 2 and "Traceback" not in out.stderr
+        assert out.stderr.strip().splitlines()[-1] == f"asr transcribe: error: argument --threads: must be at least 1 (got {value})"
+    out = cli("transcribe", path, "--model", tiny_model_path, "--hotword", "x:abc")
+    assert out.returncode == 2
+    assert out.stderr == "asr: error: hotword 'x:abc': the weight after the colon must be a number (WORD[:WEIGHT])\n"
+
+
+def test_alpha_and_beta_help_names_the_model_cards_defaults(cli):
+    from asr.beam import bundled_lm
+    from asr.checkpoint import load_model
+    own = bundled_lm(load_model())
+    help_text = " ".join(cli("transcribe", "--help").stdout.split())
+    assert "language model weight (default: the model card's with the model's own LM" in help_text
+    assert "word insertion bonus (default: the model card's with the model's own LM" in help_text
+    assert "asr models" in help_text
+    card = " ".join(cli("models").stdout.split())  # where the card's values are shown
+    assert f'"alpha": {own["alpha"]}' in card and f'"beta": {own["beta"]}' in card
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs /proc to see torch loading")
+def test_ctrl_c_while_torch_loads_exits_130_without_a_traceback(tiny_model_path):
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    # Standard input stays open, so the command cannot finish before the signal, wherever it lands.
+    proc = subprocess.Popen([sys.executable, "-m", "asr", "transcribe", "-", "--model", str(tiny_model_path)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 120
+    while "libtorch" not in open(f"/proc/{proc.pid}/maps").read():  # torch's import has begun
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert err == "" and out == ""
+
+
+# --------------------------------------------------------------------------- start-up
+@pytest.mark.parametrize("argv", [["--help"], ["--version"], ["models"], ["transcribe", "--help"],
+                                  ["transcribe"], ["transcribe", "x.wav", "--threads", "0"], ["evaluate", "--help"],
+                                  ["lm", "build", "--help"], ["nosuchcommand"]])
+def test_help_version_models_and_argument_errors_do_not_load_torch(argv):
+    """They answer in a blink: torch (2-5 s, 800 MB) is imported only by the commands that run a model."""
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    out = subprocess.run([sys.executable, "-X", "importtime", "-m", "asr", *argv], capture_output=True, text=True,
+                         env=env, timeout=120)
+    assert out.returncode in (0, 2), out.stderr
+    imported = [line.rsplit("|", 1)[-1].strip() for line in out.stderr.splitlines() if line.startswith("import time:")]
+    assert imported and "asr.cli" in imported
+    assert not [m for m in imported if m == "torch" or m.startswith(("torch.", "torchaudio"))]
+    if argv == ["models"]:
+        assert "M parameters" in out.stdout

@@ -249,6 +249,10 @@ def test_bad_rows_and_audio_are_skipped_and_training_proceeds(cathy_manifest, tm
     assert summary["skipped_nonfinite_loss"] == 0 and summary["step"] == 12
     assert summary["utterances_trained"] > 0
     assert "corrupt.flac" in caplog.text and "nope.flac" in caplog.text
+    # over many epochs, each bad utterance is named once: the unreadable file is read no more
+    assert summary["epoch"] >= 2 and summary["dropped_unreadable"] >= 2
+    assert caplog.text.count("leaving corrupt_known_length out of training: ") == 1
+    assert summary["skipped_label_too_long"] >= 2 and caplog.text.count("skipping short whenever its label") == 1
     for v in weights(tmp_path / "run" / "model.pt").values():
         assert torch.isfinite(v.float()).all()
 
@@ -368,3 +372,38 @@ def test_torchrun_two_processes_on_cpu(cathy_manifest, tmp_path):
     assert {p.name for p in out.iterdir()} == written
     model = load_model(out / "model.pt")
     assert model.card["trained_steps"] == summary["step"]
+
+
+# --------------------------------------------------------------------------- the command
+def test_resume_without_a_checkpoint_stops_and_resume_if_any_starts_afresh(cathy_manifest, tmp_path, capsys, caplog):
+    from asr.cli import main
+    args = ["train", "--no-progress", *MECHANICS, f"train={cathy_manifest}", "epochs=1000", "checkpoint_every=0",
+            f"out_dir={tmp_path / 'run'}"]
+    assert main(args + ["max_steps=2", "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"asr: error: --resume: no checkpoint to resume from in {tmp_path / 'run'} "
+                   f"({tmp_path / 'run' / 'last.pt'} does not exist); without --resume training starts afresh, "
+                   f"--resume-if-any resumes only where there is one\n")
+    assert not (tmp_path / "run").exists()  # nothing was started
+    with pytest.raises(FileNotFoundError, match="no checkpoint to resume from"):
+        Trainer(load_config(None, args[2:] + ["max_steps=2"]), resume=True)
+    with caplog.at_level("INFO"):
+        assert main(args + ["max_steps=2", "--resume-if-any"]) == 0  # nothing to resume: a fresh start
+        assert "resumed from" not in caplog.text
+        assert main(args + ["max_steps=3", "--resume-if-any"]) == 0
+    assert "at step 2" in caplog.text  # the second run resumed the first
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["step"] == 3
+
+
+def test_progress_to_a_file_is_plain_log_lines(cathy_manifest, tmp_path, capsys, caplog, monkeypatch):
+    monkeypatch.setattr(Trainer, "PROGRESS_SECONDS", 0.0)  # a line at every step
+    cfg = load_config(None, MECHANICS + [f"train={cathy_manifest}", "max_steps=4", "epochs=1000",
+                                         "checkpoint_every=0", f"out_dir={tmp_path}"])
+    with caplog.at_level("INFO"):
+        Trainer(cfg, progress=True).fit()  # stderr is pytest's capture: not a terminal
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("step ")]
+    assert [line.split(",")[0] for line in lines] == ["step 1/4 (25%)", "step 2/4 (50%)", "step 3/4 (75%)",
+                                                      "step 4/4 (100%)"]
+    assert all(" loss " in line and "x real time" in line and "left" in line for line in lines)
+    err = capsys.readouterr().err
+    assert "step/s" not in err and "\r" not in err  # no bar

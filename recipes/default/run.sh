@@ -64,11 +64,11 @@ first=$out
 [ "$finetune_epochs" -gt 0 ] && out=$first-ft  # stage 6 starts from the restarted run's model
 if run 4; then
   log 4 "train ($config)"
-  $py -m asr train --config "$config" data_dir="$data" --resume
+  $py -m asr train --config "$config" data_dir="$data" --resume-if-any
   if [ "$finetune_epochs" -gt 0 ]; then
     log 4 "warm restart from $first/last.pt: $finetune_epochs more epochs into $out"
     $py -m asr train --config "$config" data_dir="$data" out_dir="$out" init_from="$first/last.pt" lr=7.5e-4 \
-        warmup_steps=100 epochs="$finetune_epochs" sorta_grad=false seed=1 export=last --resume
+        warmup_steps=100 epochs="$finetune_epochs" sorta_grad=false seed=1 export=last --resume-if-any
   fi
 fi
 if run 5; then
@@ -86,7 +86,7 @@ real=$(sed -n 's/^out_dir: *//p' "$ft_config")
 if run 6; then
   start=${init_from:-$out/model.pt}
   log 6 "fine-tune $start on all real speech ($ft_config) into $real"
-  $py -m asr train --config "$ft_config" data_dir="$data" init_from="$start" --resume
+  $py -m asr train --config "$ft_config" data_dir="$data" init_from="$start" --resume-if-any
 fi
 out=$real
 sets="an4 so762 cathy fsdd allison ljprompts"
