@@ -159,7 +159,7 @@ bi=$(sed -n 's/^out_dir: *//p' "$bi_config")
 if run 10; then
   start=${init_from:-$real/model.pt}
   log 10 "the offline model: $start widened to a bidirectional GRU, trained on all real speech ($bi_config) into $bi"
-  $py -m asr train --config "$bi_config" data_dir="$data" init_from="$start" --resume
+  $py -m asr train --config "$bi_config" data_dir="$data" init_from="$start" --resume-if-any
 fi
 if run 11; then
   log 11 "evaluate $bi/model.pt, greedy and with stage 8's LM (alpha/beta tuned for it)"
