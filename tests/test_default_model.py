@@ -1,7 +1,8 @@
-"""The bundled default model: shipped, small, documented, streaming, and it hears speech.
+"""The bundled models: shipped, small, documented, and they hear speech.
 
-These tests run against the model file in the package (asr/models/default.pt), the one every
-command uses when no --model is given.
+These tests run against the model files in the package: asr/models/default.pt (`streaming`, what
+live audio and --stream use) and asr/models/default-bi.pt (`offline`, what `asr transcribe` uses
+for files when no --model is given).
 """
 import json
 import os
@@ -9,7 +10,7 @@ import os
 import jiwer
 import pytest
 
-from asr.checkpoint import default_model_path, load_model, read_payload
+from asr.checkpoint import bundled_model_path, default_model_path, load_model, read_payload
 from asr.text import normalize
 
 SAMPLE = os.path.join(os.path.dirname(__file__), "..", "asr", "samples", "cathy_a0046.flac")
@@ -20,13 +21,18 @@ CER_BOUND = 0.4  # the bundled model: 0.17 with its LM, 0.21 greedy (2026-12-02)
 pytestmark = pytest.mark.skipif(default_model_path() is None, reason="no default model in this checkout")
 
 
-def test_it_is_small_streaming_and_carries_its_card():
-    path = default_model_path()
+@pytest.mark.parametrize("name", ["streaming", "offline"])
+def test_each_is_small_of_its_kind_and_carries_its_card(name):
+    path = bundled_model_path(name)
+    assert path is not None, f"no bundled {name} model"
     assert os.path.getsize(path) <= 25 * 1024 * 1024
     payload = read_payload(path)
     assert "training" not in payload  # no optimiser state shipped
     cfg = payload["config"]
-    assert not cfg["bidirectional"] and cfg["lookahead"] > 0
+    if name == "streaming":
+        assert not cfg["bidirectional"] and cfg["lookahead"] > 0
+    else:
+        assert cfg["bidirectional"] and "offline" in payload["card"]["name"]
     card = payload["card"]
     assert card["trained_on"] and card["poor_at"] and card["training"] and card["data_licences"]
     real = {"an4", "so762", "cathy", "fsdd"}  # the real-speech dev sets with targets, greedy and with the LM
@@ -44,18 +50,30 @@ def test_asr_models_prints_the_card(cli):
     assert proc.returncode == 0, proc.stderr
     assert "default.pt" in proc.stdout and "trained_on:" in proc.stdout and "dev_wer:" in proc.stdout
     assert "unidirectional, streaming" in proc.stdout
+    assert "default-bi.pt" in proc.stdout and "bidirectional (offline only)" in proc.stdout  # both cards
 
 
 def test_it_transcribes_the_bundled_sample_and_streams_the_same(cli, tmp_path):
     """The README's first command. The sample is a Cathy dev clip (a prompt never trained on);
     random weights give a CER near 1, the trained model far less."""
-    offline = cli("transcribe", SAMPLE, "--format", "json", "--output-dir", tmp_path / "off")
+    offline = cli("transcribe", SAMPLE, "--model", "streaming", "--format", "json", "--output-dir", tmp_path / "off")
     stream = cli("transcribe", SAMPLE, "--stream", "--chunk-ms", "100", "--format", "json", "--output-dir", tmp_path / "on")
     assert offline.returncode == 0 and stream.returncode == 0, offline.stderr + stream.stderr
     off = json.loads((tmp_path / "off" / "cathy_a0046.json").read_text())
     on = json.loads((tmp_path / "on" / "cathy_a0046.json").read_text())
     assert on["text"] == off["text"]
     assert jiwer.cer(SAMPLE_TEXT, normalize(off["text"]) or "-") < CER_BOUND
+
+
+def test_files_get_the_offline_model_and_it_transcribes_the_sample(cli, tmp_path):
+    proc = cli("transcribe", SAMPLE, "--format", "json", "--output-dir", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    text = json.loads((tmp_path / "cathy_a0046.json").read_text())["text"]
+    assert jiwer.cer(SAMPLE_TEXT, normalize(text) or "-") < CER_BOUND
+    assert load_model(None, offline=True).source == os.fspath(bundled_model_path("offline"))
+    assert load_model(None, offline=True).cfg.bidirectional
+    refused = cli("transcribe", SAMPLE, "--model", "offline", "--stream")
+    assert refused.returncode == 2 and "cannot stream" in refused.stderr
 
 
 def test_every_command_uses_it_when_no_model_is_given():
