@@ -194,6 +194,8 @@ class TranscriptionAPI:
                     await part.release()  # another file: not ours to read
         except RequestError:
             raise
+        except ConnectionError:  # the client hung up mid-upload: nobody to answer
+            raise RequestError(400, "the upload was cut off") from None
         except (ValueError, AssertionError, KeyError, LookupError, UnicodeError) as err:
             raise RequestError(400, f"malformed multipart/form-data body: {err or type(err).__name__}") from None
         if path is None:
