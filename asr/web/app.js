@@ -10,7 +10,7 @@ let session = null;  // the recording in progress: {ws, ctx, media, node, stoppi
 function setState(state, status) {
   document.body.dataset.state = state;
   if (status !== undefined) $("status").textContent = status;
-  $("start").textContent = state === "listening" ? "Stop" : "Start listening";
+  $("start").textContent = state === "listening" ? "Stop" : state === "stopping" ? "Stopping…" : "Start listening";
   $("start").disabled = state === "connecting" || state === "stopping";
 }
 
@@ -71,15 +71,18 @@ async function start() {
   setState("connecting", "Opening the microphone…");
   const s = {stopping: false};
   session = s;
+  let step = "Cannot open the microphone";
   try {
     s.media = await navigator.mediaDevices.getUserMedia(
       {audio: {channelCount: 1, echoCancellation: false, noiseSuppression: false, autoGainControl: false}});
+    step = "Cannot reach the server (loading its audio module)";
     s.ctx = new AudioContext();
     await s.ctx.audioWorklet.addModule("pcm-worklet.js");
   } catch (err) {
     cleanup(s);
+    if (session === s) session = null;
     setState("idle", "");
-    showProblem(`Cannot open the microphone: ${err.message || err}`);
+    showProblem(`${step}: ${err.message || err}`);
     return;
   }
   setState("connecting", "Connecting to the server…");
