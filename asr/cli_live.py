@@ -130,8 +130,9 @@ def add_serve(sub) -> None:
     p.add_argument("--max-message", type=int, default=d.max_message, metavar="BYTES",
                    help=f"largest WebSocket message accepted (default: {d.max_message})")
     p.add_argument("--stall-timeout", type=float, default=d.stall_timeout, metavar="S",
-                   help="close a WebSocket connection open S seconds longer than the audio it has sent, and "
-                        f"refuse an upload not received within S seconds (default: {d.stall_timeout:g})")
+                   help="close a WebSocket connection once the server has waited for it S seconds longer than "
+                        "the audio it sent lasts (a client trickling bytes), and refuse an upload not received "
+                        f"within S seconds (default: {d.stall_timeout:g})")
     p.add_argument("--max-upload", type=int, default=d.max_upload, metavar="BYTES",
                    help=f"largest file accepted by the HTTP API (default: {d.max_upload}, OpenAI's 25 MiB)")
     add_model_option(p)

@@ -17,7 +17,8 @@
    eof) is answered with {"error": "..."} and the connection is closed (code 1003) without
    disturbing the others; frames over the size limit are refused (code 1009); a connection
    silent for `idle_timeout` is closed (1000), and so is one that has been open longer than
-   the audio it sent plus `stall_timeout` (1008: a client trickling bytes cannot hold a slot).
+   the audio it sent plus `stall_timeout`, counting only the time spent waiting for it (1008:
+   a client trickling bytes cannot hold a slot).
 2. A page at / (the files in asr/web/): the browser's microphone streams over the same
    WebSocket protocol; a file dropped on it goes through the HTTP API.
 3. The OpenAI-style HTTP API, POST /v1/audio/transcriptions and GET /v1/models
@@ -69,7 +70,7 @@ class ServerConfig:
     max_message: int = 1 << 20  # bytes per WebSocket message (32 s of 16 kHz PCM)
     max_connections: int = 256  # WebSocket connections and HTTP requests in progress, together
     idle_timeout: float = 60.0  # seconds without a message (or a request) before the server closes
-    stall_timeout: float = 120.0  # seconds a connection may be open beyond the audio it sent; an upload's deadline
+    stall_timeout: float = 120.0  # seconds waited for a client beyond its audio's length; an upload's deadline
     max_upload: int = 25 << 20  # bytes of one uploaded file (OpenAI's limit is 25 MB)
     upload_workers: int = 1  # files transcribed at once (the others wait their turn)
     step_seconds: float = 1.0  # most audio of one stream per model step (keeps batches even)
@@ -276,26 +277,31 @@ class StreamingServer:
         self.connections.add(conn)
         self._sockets.add(ws)
         loop = asyncio.get_running_loop()
-        born = loop.time()
+        waited = 0.0  # seconds spent waiting for this client's messages (not for our replies)
         log.info("connection from %s", conn.peer)
         try:
             while True:
-                # A connection may be open at most stall_timeout longer than the audio it has sent.
-                left = born + cfg.stall_timeout + conn.audio_seconds - loop.time()
+                # The server may wait for a client at most stall_timeout longer, in all, than the
+                # audio it has sent lasts: a live client (real time) never gets there, one that
+                # trickles bytes does. Time spent on our replies does not count, so a client held
+                # back by a busy server is not blamed for it.
+                left = cfg.stall_timeout + conn.audio_seconds - waited
                 wait = min(cfg.idle_timeout, left)
+                t0 = loop.time()
                 try:
                     if wait <= 0:
                         raise TimeoutError
                     msg = await ws.receive(timeout=wait)
                 except (TimeoutError, asyncio.TimeoutError):
                     if wait < cfg.idle_timeout:
-                        log.info("%s: closed, %.0f s open for %.1f s of audio", conn.peer, loop.time() - born,
-                                 conn.audio_seconds)
-                        await ws.close(code=CLOSE_POLICY, message=f"too slow: less than real-time audio for "
-                                                                  f"{cfg.stall_timeout:g} s".encode())
+                        log.info("%s: closed, waited %.0f s for %.1f s of audio", conn.peer,
+                                 waited + loop.time() - t0, conn.audio_seconds)
+                        await ws.close(code=CLOSE_POLICY, message=f"too slow: waited {cfg.stall_timeout:g} s "
+                                                                  "longer than the audio sent lasts".encode())
                     else:
                         await ws.close(code=CLOSE_NORMAL, message=f"idle for {cfg.idle_timeout:g} s".encode())
                     return ws
+                waited += loop.time() - t0
                 if msg.type == WSMsgType.TEXT:
                     message = msg.data
                 elif msg.type == WSMsgType.BINARY:
