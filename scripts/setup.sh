@@ -26,9 +26,10 @@ done
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
 # System packages: PortAudio for the microphone, a C++ compiler for the kenlm module, and for
-# the tests a PulseAudio virtual microphone.
+# the tests a PulseAudio virtual microphone and headless Chromium with its WebDriver (the page
+# of `asr serve` in a real browser).
 packages=(python3-venv python3-dev build-essential libsndfile1 libportaudio2)
-if [ "$dev" = 1 ]; then packages+=(pulseaudio pulseaudio-utils libasound2-plugins sox); fi
+if [ "$dev" = 1 ]; then packages+=(pulseaudio pulseaudio-utils libasound2-plugins sox chromium chromium-driver); fi
 source scripts/apt.sh
 apt_install "${packages[@]}" || echo "setup.sh: carrying on without these system packages" >&2
 
