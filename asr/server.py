@@ -62,6 +62,18 @@ WEB_TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css",
              ".svg": "image/svg+xml"}
 
 
+TRIM_SECONDS = 5.0  # the worker returns freed memory to the system when idle, at most this often
+
+
+def release_memory() -> None:
+    """Return the C heap's free pages to the system (glibc's malloc_trim); elsewhere a no-op."""
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 @dataclass(frozen=True)
 class ServerConfig:
     host: str = "127.0.0.1"
@@ -362,7 +374,15 @@ class StreamingServer:
     async def _work(self) -> None:
         loop = asyncio.get_running_loop()
         carry: list[Job] = []  # jobs with audio left over after their last step
+        trimmed = loop.time()
         while True:
+            if not carry and not self._jobs and loop.time() - trimmed >= TRIM_SECONDS:
+                # Idle: hand the freed heap back to the system. Streams of every length come and
+                # go, and the batch's tensors change size every tick; glibc keeps what they free,
+                # scattered, and the server's RSS crept up round after round without this
+                # (benchmarks/server_soak.py).
+                await loop.run_in_executor(self._pool, release_memory)
+                trimmed = loop.time()
             if not carry:
                 await self._wake.wait()
             self._wake.clear()

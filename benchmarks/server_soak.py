@@ -83,7 +83,7 @@ def main():
                                             return_exceptions=True)
             results = asyncio.run(round_())
             failed = sum(isinstance(x, BaseException) for x in results)
-            time.sleep(1.0)
+            time.sleep(6.0)  # idle: the server returns freed memory after 5 s (asr/server.py)
             print(f"round {r:3d}: RSS {rss_mb(proc.pid):6.0f} MB  ({time.perf_counter() - t0:5.1f} s, "
                   f"{failed} clients failed)", flush=True)
     finally:
