@@ -11,8 +11,7 @@ tools that talk to them work unchanged.
 The file is transcribed exactly as `asr transcribe FILE` does it (the same reader, decoder,
 language model and endpointing), so texts and times are the same. The upload is streamed to
 a temporary file (at most `max_upload` bytes, within `stall_timeout` seconds) and decoded in a
-thread pool of its own at a lower CPU priority: the event loop and the live streams' worker
-go on meanwhile. Errors come in OpenAI's shape, {"error": {"message", "type", "param",
+thread pool of its own: the event loop and the live streams' worker go on meanwhile. Errors come in OpenAI's shape, {"error": {"message", "type", "param",
 "code"}}, with a 4xx status for anything the client sent.
 """
 from __future__ import annotations
@@ -24,7 +23,6 @@ import math
 import os
 import re
 import tempfile
-import threading
 import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -39,7 +37,6 @@ log = logging.getLogger("asr.server.http")
 RESPONSE_FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
 GRANULARITIES = ("segment", "word")
 ENGLISH = {"en", "eng", "english"}
-UPLOAD_NICE = 10  # the upload threads' nice value above the server's (Linux: per thread)
 
 
 class RequestError(Exception):
@@ -48,14 +45,6 @@ class RequestError(Exception):
     def __init__(self, status: int, message: str, param: str | None = None, code: str | None = None):
         super().__init__(message)
         self.status, self.param, self.code = status, param, code
-
-
-def _lower_priority() -> None:
-    """Run this (upload) thread, and the torch threads it starts, below the live worker."""
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), UPLOAD_NICE)
-    except (AttributeError, OSError):  # not Linux: threads share the process's priority
-        pass
 
 
 def compression_ratio(text: str) -> float:
@@ -91,8 +80,10 @@ class TranscriptionAPI:
     def __init__(self, server):
         self.server = server
         self.config = server.config
-        self._pool = ThreadPoolExecutor(self.config.upload_workers, thread_name_prefix="asr-upload",
-                                        initializer=_lower_priority)
+        # Not at a lower OS priority: the thread holds the GIL for stretches of the beam search,
+        # and a descheduled holder stalls the live worker and the event loop (measured: replies
+        # up to 25 s late on a busy machine with nice +10).
+        self._pool = ThreadPoolExecutor(self.config.upload_workers, thread_name_prefix="asr-upload")
         model = server.recognizer.model
         source = getattr(model, "source", None) or "model"
         self.model_id = os.path.splitext(os.path.basename(str(source)))[0]
