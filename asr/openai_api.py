@@ -102,7 +102,7 @@ class TranscriptionAPI:
               kind: str | None = None):
         """A JSON error in OpenAI's shape."""
         from aiohttp import web
-        kind = kind or ("invalid_request_error" if status < 500 else "server_error")
+        kind = kind or ("invalid_request_error" if status < 500 else "server_error")  # OpenAI's types
         body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
         return web.json_response(body, status=status)
 
@@ -127,6 +127,9 @@ class TranscriptionAPI:
                 result = await asyncio.get_running_loop().run_in_executor(self._pool, self._transcribe, path)
             except AudioError as err:
                 raise RequestError(400, f"{filename}: {err.reason}", "file", "invalid_audio") from None
+            except Exception as err:  # a bug met on this file: say so in the API's shape, serve on
+                log.exception("transcribing %s failed", filename)
+                raise RequestError(500, f"{filename}: internal error ({type(err).__name__})") from None
             self.uploads += 1
             log.info("transcribed %s (%.1f s of audio) in %.2f s", filename, result.duration, time.perf_counter() - t0)
         except RequestError as err:

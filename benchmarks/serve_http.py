@@ -14,7 +14,6 @@ import argparse
 import asyncio
 import csv
 import io
-import json
 import os
 import subprocess
 import sys
@@ -60,8 +59,7 @@ async def upload(http_url, wav: bytes) -> tuple[float, float, float]:
     form.add_field("file", wav, filename="long.wav")
     async with ClientSession(timeout=ClientTimeout(total=3600)) as s:
         t0 = time.perf_counter()
-        async with s.post(http_url + "/v1/audio/transcriptions", data=form,
-                          params=None) as r:
+        async with s.post(http_url + "/v1/audio/transcriptions", data=form) as r:
             body = await r.json()
         t1 = time.perf_counter()
     assert r.status == 200, body
