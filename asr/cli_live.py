@@ -109,16 +109,18 @@ def cmd_listen(args) -> int:
     return status
 
 
-SERVE_HELP = "a WebSocket server for live transcription (vosk-server's protocol)"
+SERVE_HELP = "a live-transcription server: Vosk WebSocket protocol, a web page, an OpenAI-style HTTP API"
 
 
 def add_serve(sub) -> None:
     from .server import ServerConfig
     d = ServerConfig()
     p = sub.add_parser("serve", help=SERVE_HELP,
-                       description="Serve streaming recognition over WebSocket with vosk-server's protocol, so "
-                                   "Vosk clients work unchanged; many connections share one batched model. "
-                                   "See docs/live.md.")
+                       description="Serve recognition on one port, three ways: vosk-server's WebSocket protocol "
+                                   "(ws://HOST:PORT/, Vosk clients work unchanged; many connections share one "
+                                   "batched model), a live-transcription page for the browser (http://HOST:PORT/), "
+                                   "and the OpenAI-style HTTP API (POST /v1/audio/transcriptions, GET /v1/models), "
+                                   "which transcribes a file as `asr transcribe` does. See docs/live.md.")
     p.add_argument("--host", default=d.host, help=f"address to bind (default: {d.host}; 0.0.0.0 for all)")
     p.add_argument("--port", type=int, default=d.port, help=f"port (default: {d.port}; 0 picks a free one)")
     p.add_argument("--sample-rate", type=int, default=d.sample_rate, metavar="HZ",
@@ -128,7 +130,13 @@ def add_serve(sub) -> None:
     p.add_argument("--idle-timeout", type=float, default=d.idle_timeout, metavar="S",
                    help=f"close a connection silent for S seconds (default: {d.idle_timeout:g})")
     p.add_argument("--max-message", type=int, default=d.max_message, metavar="BYTES",
-                   help=f"largest message accepted (default: {d.max_message})")
+                   help=f"largest WebSocket message accepted (default: {d.max_message})")
+    p.add_argument("--stall-timeout", type=float, default=d.stall_timeout, metavar="S",
+                   help="close a WebSocket connection once the server has waited for it S seconds longer than "
+                        "the audio it sent lasts (a client trickling bytes), and refuse an upload not received "
+                        f"within S seconds (default: {d.stall_timeout:g})")
+    p.add_argument("--max-upload", type=int, default=d.max_upload, metavar="BYTES",
+                   help=f"largest file accepted by the HTTP API (default: {d.max_upload}, OpenAI's 25 MiB)")
     add_model_option(p)
     add_decoder_options(p)
     add_endpoint_options(p)
@@ -141,26 +149,27 @@ def cmd_serve(args) -> int:
     from .server import ServerConfig, serve
     from .streaming import Recognizer
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
-    logging.getLogger("asr.server.ws").setLevel(logging.WARNING)  # websockets' own per-connection lines
+    logging.getLogger("aiohttp").setLevel(logging.WARNING)  # aiohttp's own per-request lines
     if not 0 <= args.port <= 65535:
         error(f"--port {args.port}: must be 0..65535")
         return EXIT_USAGE
-    for name in ("sample_rate", "max_connections", "max_message"):
-        if getattr(args, name) < 1:
-            error(f"--{name.replace('_', '-')} must be positive")
+    for name in ("sample_rate", "max_connections", "max_message", "max_upload", "idle_timeout", "stall_timeout"):
+        value = getattr(args, name)
+        if not value > 0 or value == float("inf"):
+            error(f"--{name.replace('_', '-')} must be a positive number")
             return EXIT_USAGE
-    if args.idle_timeout <= 0:
-        error("--idle-timeout must be positive")
-        return EXIT_USAGE
     endpoint = endpoint_config_or_exit(args)
     model = streaming_model_or_exit(args)
     rec = Recognizer(model, make_decoder(args, model), endpoint=endpoint)
     config = ServerConfig(host=args.host, port=args.port, sample_rate=args.sample_rate,
                           max_connections=args.max_connections, idle_timeout=args.idle_timeout,
-                          max_message=args.max_message)
+                          max_message=args.max_message, stall_timeout=args.stall_timeout,
+                          max_upload=args.max_upload)
 
     def ready(host, port):
-        print(f"asr: serving on ws://{host}:{port} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+        web = f"{'[' + host + ']' if ':' in host else host}:{port}"
+        print(f"asr: serving on ws://{web} (Vosk protocol), http://{web}/ (the page) and http://{web}/v1 "
+              "(OpenAI-style API); Ctrl-C to stop", file=sys.stderr, flush=True)
     try:
         serve(rec, config, on_ready=ready)
     except OSError as err:  # the port is taken, the address is not ours, ...

@@ -102,11 +102,7 @@ class Endpointer:
             self.frames += log_probs.shape[0]
             self.frames_total += log_probs.shape[0]
             return
-        if self._log_threshold is None:
-            silent = (log_probs.argmax(-1) == BLANK_ID).tolist()
-        else:
-            silent = (log_probs[:, BLANK_ID] >= self._log_threshold).tolist()
-        self.accept_silent_frames(silent)
+        self.accept_silent_frames(self.silent_frames(log_probs))
 
     def accept_silent_frames(self, silent: list[bool]) -> None:
         """Per model frame: is it silent (blank)? (Frames are counted whatever the criterion.)"""
@@ -158,12 +154,42 @@ class Endpointer:
 
     def rule(self) -> int | None:
         """The number (1, 2, 3) of the first rule that fires now, or None."""
-        trailing = self.trailing_silence
+        return self._rule(self.segment_length, self.trailing_silence)
+
+    def _rule(self, length: float, trailing: float) -> int | None:
         if trailing <= 0:  # never cut while a frame of speech is last
             return None
-        length, speech = self.segment_length, self.contains_speech
+        speech = length > trailing + 1e-6  # see contains_speech
         for i, r in enumerate(self.config.rules, 1):
             if ((speech or not r.must_contain_speech) and trailing >= r.min_trailing_silence - 1e-9
                     and length >= r.min_utterance_length - 1e-9):
                 return i
+        return None
+
+    # ------------------------------------------------------------------ frame-exact endpoints
+    @property
+    def frame_exact(self) -> bool:
+        """Silence is judged on the model's frames alone (not on the signal level), so the rules
+        can be checked at every frame: an endpoint then falls on the same frame however the
+        audio was chunked (`frames_to_endpoint`)."""
+        return not self.use_energy
+
+    def silent_frames(self, log_probs: torch.Tensor) -> list[bool]:
+        """Per frame of log_probs (U, V): is it silent by this endpointer's blank criterion?"""
+        if self._log_threshold is None:
+            return (log_probs.argmax(-1) == BLANK_ID).tolist()
+        return (log_probs[:, BLANK_ID] >= self._log_threshold).tolist()
+
+    def frames_to_endpoint(self, silent: list[bool]) -> int | None:
+        """Were these frames fed one at a time, after how many would a rule first fire (None:
+        none would)? Nothing is fed. For frame_exact endpointers only."""
+        frames, run, fs = self.frames, self.blank_run, self.frame_seconds
+        for k, s in enumerate(silent, 1):
+            frames += 1
+            if not s:
+                run = 0
+                continue
+            run += 1
+            if self._rule(frames * fs, run * fs) is not None:
+                return k
         return None

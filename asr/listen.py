@@ -104,10 +104,11 @@ def transcribe_live(stream: Stream, blocks: Iterable[np.ndarray], display: Plain
     try:
         for block in blocks:
             partial = stream.accept(block)
-            segment = stream.endpoint()
-            if segment is not None:
+            ended = False
+            while (segment := stream.endpoint()) is not None:
                 display.final(segment)
-            else:
+                ended = True
+            if not ended:
                 display.partial(partial)
     finally:
         if tail is not None:

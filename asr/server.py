@@ -1,6 +1,7 @@
-"""A WebSocket streaming server speaking vosk-server's protocol, so Vosk clients work unchanged.
+"""`asr serve`: one port, three interfaces over one batched model.
 
-Protocol (alphacep/vosk-server, websocket/asr_server.py), per connection:
+1. vosk-server's WebSocket protocol (alphacep/vosk-server, websocket/asr_server.py), on any
+   path, so Vosk clients work unchanged. Per connection:
 
     client -> {"config": {"sample_rate": 8000, "words": true, "max_alternatives": 0}}   optional
     client -> binary chunks of 16-bit little-endian mono PCM at that rate
@@ -9,29 +10,39 @@ Protocol (alphacep/vosk-server, websocket/asr_server.py), per connection:
     client -> {"eof" : 1}
     server <- the final result of the rest of the audio, then closes the connection.
 
-A valid config gets no reply (as in vosk-server). `phrase_list` is accepted and ignored;
-`max_alternatives` > 0 gives vosk's {"alternatives": [{"text", "confidence", "result"}]} form
-with the one hypothesis a CTC decoder has. Anything else (malformed JSON, wrong types, a
-text message that is neither config nor eof) is answered with {"error": "..."} and the
-connection is closed (code 1003) without disturbing the others; frames over the size limit
-are refused by websockets (code 1009); idle connections are closed after a timeout.
+   A valid config gets no reply (as in vosk-server). `phrase_list` is accepted and ignored;
+   `max_alternatives` > 0 gives vosk's {"alternatives": [{"text", "confidence", "result"}]}
+   form with the one hypothesis a CTC decoder has. Anything else (malformed or absurdly
+   nested JSON, wrong types, out-of-range numbers, a text message that is neither config nor
+   eof) is answered with {"error": "..."} and the connection is closed (code 1003) without
+   disturbing the others; frames over the size limit are refused (code 1009); a connection
+   silent for `idle_timeout` is closed (1000), and so is one that has been open longer than
+   the audio it sent plus `stall_timeout`, counting only the time spent waiting for it (1008:
+   a client trickling bytes cannot hold a slot).
+2. A page at / (the files in asr/web/): the browser's microphone streams over the same
+   WebSocket protocol; a file dropped on it goes through the HTTP API.
+3. The OpenAI-style HTTP API, POST /v1/audio/transcriptions and GET /v1/models
+   (asr/openai_api.py): a file is transcribed exactly as `asr transcribe` does it, in a
+   thread of its own, so live streams keep their latency.
+
+aiohttp serves all three (HTTP, multipart uploads and WebSocket on one port, with bounded
+per-connection read buffers); `websockets` cannot: its server answers GET requests only.
 
 Throughput: every connection's chunk goes to one worker, which runs the model over all the
 streams that have audio in ONE batched step per tick (`Recognizer.step`), in a thread so the
-event loop keeps serving sockets meanwhile. A connection has at most one chunk in the
-worker (it reads its next message after the reply), so buffers stay bounded: the worker's
-one chunk plus websockets' receive queue of `max_queue` messages of at most `max_message`
-bytes each.
+event loop keeps serving sockets meanwhile. A connection has at most one chunk in the worker
+(it reads its next message after the reply), so buffers stay bounded: the worker's one chunk
+plus aiohttp's read buffer (64 KiB, then it stops reading the socket) and one message of at
+most `max_message` bytes.
 """
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
-import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from http import HTTPStatus
+from pathlib import Path
 
 import numpy as np
 
@@ -41,8 +52,26 @@ from .streaming import Recognizer, Stream
 
 log = logging.getLogger("asr.server")
 
+CLOSE_NORMAL = 1000
+CLOSE_GOING_AWAY = 1001  # the server is shutting down
 CLOSE_UNSUPPORTED = 1003  # RFC 6455: data the endpoint cannot accept
+CLOSE_POLICY = 1008  # RFC 6455: a message (or behaviour) that violates the server's policy
 CLOSE_INTERNAL = 1011  # RFC 6455: the server met an unexpected condition
+WEB = Path(__file__).parent / "web"  # the page's files
+WEB_TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".png": "image/png",
+             ".svg": "image/svg+xml"}
+
+
+TRIM_SECONDS = 5.0  # the worker returns freed memory to the system when idle, at most this often
+
+
+def release_memory() -> None:
+    """Return the C heap's free pages to the system (glibc's malloc_trim); elsewhere a no-op."""
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 @dataclass(frozen=True)
@@ -51,9 +80,11 @@ class ServerConfig:
     port: int = 2700  # vosk-server's port
     sample_rate: int = 16000  # assumed when a client sends no config
     max_message: int = 1 << 20  # bytes per WebSocket message (32 s of 16 kHz PCM)
-    max_queue: int = 8  # messages buffered per connection before TCP back-pressure
-    max_connections: int = 256
-    idle_timeout: float = 60.0  # seconds without a message before the server closes
+    max_connections: int = 256  # WebSocket connections and HTTP requests in progress, together
+    idle_timeout: float = 60.0  # seconds without a message (or a request) before the server closes
+    stall_timeout: float = 120.0  # seconds waited for a client beyond its audio's length; an upload's deadline
+    max_upload: int = 25 << 20  # bytes of one uploaded file (OpenAI's limit is 25 MB)
+    upload_workers: int = 1  # files transcribed at once (the others wait their turn)
     step_seconds: float = 1.0  # most audio of one stream per model step (keeps batches even)
     words: bool = True  # default of the `words` config key
     max_alternatives: int = 0  # default of the `max_alternatives` config key
@@ -91,15 +122,22 @@ class Connection:
         self.stream: Stream | None = None  # made at the first audio, as vosk-server does
         self.resampler: Resampler | None = None
         self.odd_byte = b""  # a 16-bit sample split across two messages
+        self.audio_bytes = 0  # PCM received
         self.closed = False
+
+    @property
+    def audio_seconds(self) -> float:
+        """Seconds of audio received so far."""
+        return self.audio_bytes / (2 * self.sample_rate)
 
     def configure(self, config) -> None:
         if not isinstance(config, dict):
             raise ProtocolError('"config" must be an object')
         if "sample_rate" in config:
             rate = config["sample_rate"]
-            if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not math.isfinite(rate) \
-                    or not 1000 <= rate <= 384000 or rate != int(rate):
+            # a range check before any float conversion: an int of 400 digits overflows a float
+            if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 1000 <= rate <= 384000 \
+                    or (isinstance(rate, float) and not rate.is_integer()):
                 raise ProtocolError('"sample_rate" must be a whole number of Hz between 1000 and 384000')
             if self.stream is not None and int(rate) != self.sample_rate:
                 raise ProtocolError('"sample_rate" cannot change once audio has been sent')
@@ -144,14 +182,18 @@ class StreamingServer:
     """The server: connections feed one batching worker. Use `run()` or `start()`/`stop()`."""
 
     def __init__(self, recognizer: Recognizer, config: ServerConfig = ServerConfig()):
+        from .openai_api import TranscriptionAPI
         self.recognizer = recognizer
         self.config = config
-        self.connections: set[Connection] = set()
+        self.connections: set[Connection] = set()  # open WebSocket (Vosk protocol) connections
+        self.active = 0  # WebSocket connections and HTTP requests in progress (max_connections)
         self.port: int | None = None
+        self.api = TranscriptionAPI(self)
         self._jobs: list[Job] = []
         self._wake: asyncio.Event | None = None
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="asr-step")
-        self._server = None
+        self._runner = None
+        self._sockets: set = set()  # the aiohttp WebSocketResponses, to close at shutdown
         self._worker: asyncio.Task | None = None
         sub = recognizer.model.cfg.subsampling
         self._max_frames = max(sub, int(config.step_seconds * 100) // sub * sub)  # 10 ms feature frames
@@ -160,19 +202,34 @@ class StreamingServer:
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> int:
         """Bind and start serving; returns the port (useful with port 0)."""
-        from websockets.asyncio.server import serve
+        from aiohttp import web
         self._wake = asyncio.Event()
         self._worker = asyncio.create_task(self._work())
-        self._server = await serve(self._handle, self.config.host, self.config.port, process_request=self._admit,
-                                   max_size=self.config.max_message, max_queue=self.config.max_queue,
-                                   compression=None, logger=logging.getLogger("asr.server.ws"))
-        self.port = self._server.sockets[0].getsockname()[1]
+        # client_max_size: the most a handler may read into memory at once (the upload itself
+        # is streamed to a file and bounded by max_upload)
+        app = web.Application(middlewares=[self._limit], client_max_size=1 << 20)
+        app.router.add_get("/v1/models", self.api.models)
+        app.router.add_post("/v1/audio/transcriptions", self.api.transcriptions)
+        app.router.add_route("*", "/{path:.*}", self._any)
+        app.on_shutdown.append(self._close_sockets)
+        # keepalive_timeout: a connection that completes no request (slow or no headers) is
+        # closed after it, as an idle WebSocket is
+        self._runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=5.0,
+                                     keepalive_timeout=self.config.idle_timeout)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.config.host, self.config.port)
+        try:
+            await site.start()
+        except BaseException:
+            await self._runner.cleanup()
+            self._worker.cancel()
+            raise
+        self.port = site._server.sockets[0].getsockname()[1]
         return self.port
 
     async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
+        if self._runner is not None:
+            await self._runner.cleanup()
         if self._worker is not None:
             self._worker.cancel()
             try:
@@ -180,6 +237,7 @@ class StreamingServer:
             except asyncio.CancelledError:
                 pass
         self._pool.shutdown(wait=True)
+        self.api.close()
 
     async def run(self, stop: asyncio.Future | None = None, on_ready=None) -> None:
         """Serve until `stop` completes (forever when None)."""
@@ -191,49 +249,107 @@ class StreamingServer:
         finally:
             await self.stop()
 
-    def _admit(self, connection, request):
-        if len(self.connections) >= self.config.max_connections:
-            return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "too many connections\n")
-        return None
+    async def _close_sockets(self, app) -> None:
+        for ws in list(self._sockets):
+            await ws.close(code=CLOSE_GOING_AWAY, message=b"server shutting down")
 
-    # ------------------------------------------------------------------ connections
-    async def _handle(self, ws) -> None:
-        from websockets.exceptions import ConnectionClosed
-        conn = Connection(self, ws.remote_address)
+    # ------------------------------------------------------------------ HTTP
+    async def _limit(self, request, handler):
+        """Middleware: max_connections counts WebSocket connections and HTTP requests in progress."""
+        if self.active >= self.config.max_connections:
+            return self.api.error(503, "too many connections; try again later", kind="server_error")
+        self.active += 1
+        try:
+            return await handler(request)
+        finally:
+            self.active -= 1
+    _limit.__middleware_version__ = 1  # aiohttp's marker for new-style middlewares
+
+    async def _any(self, request):
+        """A WebSocket upgrade on any path speaks the Vosk protocol; GET / is the page."""
+        from aiohttp import web
+        if request.method == "GET" and web.WebSocketResponse().can_prepare(request).ok:
+            return await self._vosk(request)
+        name = request.match_info["path"] or "index.html"
+        path = WEB / name
+        if request.method in ("GET", "HEAD") and "/" not in name and path.suffix in WEB_TYPES and path.is_file():
+            return web.FileResponse(path, headers={"Content-Type": WEB_TYPES[path.suffix],
+                                                   "Cache-Control": "no-cache"})
+        if request.method not in ("GET", "HEAD"):
+            return self.api.error(405, f"{request.method} {request.path}: not allowed here")
+        return self.api.error(404, f"{request.path}: no such page (the API is under /v1/)")
+
+    # ------------------------------------------------------------------ WebSocket connections
+    async def _vosk(self, request):
+        from aiohttp import WSMsgType, web
+        cfg = self.config
+        ws = web.WebSocketResponse(max_msg_size=cfg.max_message, compress=False)
+        await ws.prepare(request)
+        conn = Connection(self, request.remote)
         self.connections.add(conn)
+        self._sockets.add(ws)
+        loop = asyncio.get_running_loop()
+        waited = 0.0  # seconds spent waiting for this client's messages (not for our replies)
         log.info("connection from %s", conn.peer)
         try:
             while True:
+                # The server may wait for a client at most stall_timeout longer, in all, than the
+                # audio it has sent lasts: a live client (real time) never gets there, one that
+                # trickles bytes does. Time spent on our replies does not count, so a client held
+                # back by a busy server is not blamed for it.
+                left = cfg.stall_timeout + conn.audio_seconds - waited
+                wait = min(cfg.idle_timeout, left)
+                t0 = loop.time()
                 try:
-                    async with asyncio.timeout(self.config.idle_timeout):
-                        message = await ws.recv()
-                except TimeoutError:
-                    await ws.close(1000, f"idle for {self.config.idle_timeout:g} s")
-                    return
+                    if wait <= 0:
+                        raise TimeoutError
+                    msg = await ws.receive(timeout=wait)
+                except (TimeoutError, asyncio.TimeoutError):
+                    if wait < cfg.idle_timeout:
+                        log.info("%s: closed, waited %.0f s for %.1f s of audio", conn.peer,
+                                 waited + loop.time() - t0, conn.audio_seconds)
+                        await ws.close(code=CLOSE_POLICY, message=f"too slow: waited {cfg.stall_timeout:g} s "
+                                                                  "longer than the audio sent lasts".encode())
+                    else:
+                        await ws.close(code=CLOSE_NORMAL, message=f"idle for {cfg.idle_timeout:g} s".encode())
+                    return ws
+                waited += loop.time() - t0
+                if msg.type == WSMsgType.TEXT:
+                    message = msg.data
+                elif msg.type == WSMsgType.BINARY:
+                    message = msg.data
+                    conn.audio_bytes += len(message)
+                else:  # closed by the client, or refused by aiohttp (too big: 1009) and closed
+                    return ws
                 try:
                     reply, done = await self._reply(conn, message)
                 except ProtocolError as err:
-                    await ws.send(json.dumps({"error": str(err)}))
-                    await ws.close(err.code, str(err)[:120])
-                    return
+                    await self._send(ws, {"error": str(err)})
+                    await ws.close(code=err.code, message=str(err)[:120].encode())
+                    return ws
                 if reply is not None:
-                    await ws.send(json.dumps(reply, ensure_ascii=False))
+                    await self._send(ws, reply)
                 if done:
                     await ws.close()
-                    return
-        except ConnectionClosed:
-            pass  # the client went away (or sent an oversized frame); nothing to answer
+                    return ws
+        except (ConnectionError, TimeoutError, asyncio.TimeoutError):
+            return ws  # the client went away, or stopped reading what we send
         finally:
             conn.closed = True
             self.connections.discard(conn)
+            self._sockets.discard(ws)
             log.info("closed %s", conn.peer)
+
+    async def _send(self, ws, reply: dict) -> None:
+        async with asyncio.timeout(self.config.idle_timeout):  # a client that does not read
+            await ws.send_str(json.dumps(reply, ensure_ascii=False))
 
     async def _reply(self, conn: Connection, message) -> tuple[dict | None, bool]:
         """The reply to one message (None: no reply) and whether the connection is done."""
         if isinstance(message, str):
             try:
                 obj = json.loads(message)
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: nested too deep to parse
                 raise ProtocolError("text messages must be JSON: a config object or {\"eof\": 1}") from None
             if not isinstance(obj, dict) or not ({"config", "eof"} & obj.keys()):
                 raise ProtocolError('expected {"config": {...}} or {"eof": 1}')
@@ -258,7 +374,15 @@ class StreamingServer:
     async def _work(self) -> None:
         loop = asyncio.get_running_loop()
         carry: list[Job] = []  # jobs with audio left over after their last step
+        trimmed = loop.time()
         while True:
+            if not carry and not self._jobs and loop.time() - trimmed >= TRIM_SECONDS:
+                # Idle: hand the freed heap back to the system. Streams of every length come and
+                # go, and the batch's tensors change size every tick; glibc keeps what they free,
+                # scattered, and the server's RSS crept up round after round without this
+                # (benchmarks/server_soak.py).
+                await loop.run_in_executor(self._pool, release_memory)
+                trimmed = loop.time()
             if not carry:
                 await self._wake.wait()
             self._wake.clear()
@@ -293,8 +417,7 @@ class StreamingServer:
             self.recognizer.step([j.conn.stream for j in going], max_frames=self._max_frames)
             sub = self.recognizer.model.cfg.subsampling
             for j in going:
-                seg = j.conn.stream.endpoint()
-                if seg is not None:
+                while (seg := j.conn.stream.endpoint()) is not None:
                     j.segments.append(seg)
                     j.conn.stream.words.clear()  # sent; a long-lived connection must not hoard them
                 if j.conn.stream.backlog >= sub:

@@ -98,7 +98,7 @@ class Recognizer:
         for i, (s, n) in enumerate(work):
             s.pending = s.pending[n:]
             s.state = states[i]
-        self._emit(work, log_probs, counts.tolist())
+        self._emit(work, log_probs, counts.tolist(), final)
 
     def featurize(self, streams: list["Stream"]) -> None:
         """Turn the analysis windows fed to these streams into features, all in one call."""
@@ -115,21 +115,44 @@ class Recognizer:
             i += k
 
     @staticmethod
-    def _emit(work, log_probs: torch.Tensor, counts: list[int]) -> None:
+    def _emit(work, log_probs: torch.Tensor, counts: list[int], final: bool) -> None:
         """The newly emitted frames go to each stream's decoder and endpointer. The silence
-        decisions of endpointers on the default (argmax) criterion are taken for all at once."""
+        decisions of endpointers on the default (argmax) criterion are taken for all at once.
+
+        Where silence is judged by the model alone (the default), the rules are checked at
+        every frame and a segment ends exactly at the frame where one fires, however the audio
+        was chunked: `asr transcribe`, a server client and a microphone cut a recording into
+        the same segments, so a beam/LM decoder (which searches each segment whole) gives them
+        the same words. The final flush (the lookahead frames) ends no segment."""
         silent = None
         if any(s.endpointer is not None and s.endpointer.by_argmax for s, _ in work):
             silent = (log_probs.argmax(-1) == BLANK_ID).tolist()  # (B, U')
         for i, (s, _) in enumerate(work):
             lp = log_probs[i, : counts[i]]
-            s.decoder.update(lp)
             ep = s.endpointer
-            if ep is not None:
-                if silent is not None and ep.by_argmax:
-                    ep.accept_silent_frames(silent[i][: counts[i]])
+            if ep is None:
+                s.decoder.update(lp)
+                continue
+            flags = silent[i][: counts[i]] if silent is not None and ep.by_argmax else None
+            if not ep.frame_exact:
+                s.decoder.update(lp)
+                if flags is not None:
+                    ep.accept_silent_frames(flags)
                 else:
                     ep.accept_log_probs(lp)
+                continue
+            if flags is None:
+                flags = ep.silent_frames(lp)
+            while flags and not final:
+                k = ep.frames_to_endpoint(flags)
+                if k is None:
+                    break
+                s.decoder.update(lp[:k])
+                ep.accept_silent_frames(flags[:k])
+                s.ended.append(s._close_segment())
+                lp, flags = lp[k:], flags[k:]
+            s.decoder.update(lp)
+            ep.accept_silent_frames(flags)
 
 
 class Stream:
@@ -145,6 +168,7 @@ class Stream:
         self.endpointer = Endpointer(endpoint, recognizer.frame_seconds) if endpoint else None
         self.samples_in = 0
         self.words: list[Word] = []  # finalized words of earlier segments
+        self.ended: list[Segment] = []  # segments ended at exact frames, not yet taken by endpoint()
         self.flushed = False  # the model has had its final step
         self.finished = False  # ... and the decoder its last segment
 
@@ -192,10 +216,19 @@ class Stream:
         return words
 
     def endpoint(self) -> Segment | None:
-        """If an endpoint rule fires now, close the segment and return it (its text may be
-        empty: silence alone also ends a segment); otherwise None. Needs endpoint rules."""
-        if self.endpointer is None or self.finished or self.endpointer.rule() is None:
+        """The next segment that an endpoint ended (its text may be empty: silence alone also
+        ends a segment), or None. A step can end several: call until None. Needs endpoint rules.
+
+        Silence judged by the model (the default): segments end at the exact frame where a rule
+        fires, during the step. By signal energy: the rules are checked now, after the step."""
+        if self.ended:
+            return self.ended.pop(0)
+        if (self.endpointer is None or self.endpointer.frame_exact or self.finished
+                or self.endpointer.rule() is None):
             return None
+        return self._close_segment()
+
+    def _close_segment(self) -> Segment:
         start, end = self.endpointer.start, self.endpointer.frames_total * self.recognizer.frame_seconds
         return _segment(self.end_segment(), start, end)
 

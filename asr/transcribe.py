@@ -15,6 +15,7 @@ import torch
 
 from .audio import FRAME_SECONDS, HOP_LENGTH, SAMPLE_RATE, iter_blocks
 from .decoding import Decoder, GreedyDecoder, Result, segments_from_words, time_offset
+from .endpoint import EndpointConfig
 from .features import log_mel
 from .model import AcousticModel
 from .streaming import Recognizer
@@ -29,41 +30,46 @@ def make_decoder_factory(model: AcousticModel, decoder: Callable[[], Decoder] | 
 
 
 def transcribe(model: AcousticModel, path: str | os.PathLike, decoder: Callable[[], Decoder] | None = None,
-               chunk_ms: float | None = None, on_progress: Callable[[float], None] | None = None) -> Result:
+               chunk_ms: float | None = None, on_progress: Callable[[float], None] | None = None,
+               endpoint: EndpointConfig | None = EndpointConfig()) -> Result:
     """Transcribe one audio file.
 
     decoder: factory of decoders (greedy by default). chunk_ms: feed the audio through a
     streaming recogniser in chunks of this many milliseconds, as a microphone would
     (unidirectional models only). on_progress(seconds): called as audio is consumed.
-    Raises AudioError for unusable audio.
+    endpoint: a unidirectional model's audio is cut into utterances at pauses by these rules
+    (`asr listen`'s and `asr serve`'s defaults), exactly as a live stream is, whatever the
+    chunking; a beam/LM decoder searches each utterance whole (with the earlier words as the
+    LM's context), so the text equals what `asr serve` sends for this file. Greedy text does
+    not depend on it. Raises AudioError for unusable audio.
     """
     blocks = iter_blocks(path)
     if model.cfg.streaming:
-        return _transcribe_streaming(model, blocks, decoder, chunk_ms, on_progress)
+        return _transcribe_streaming(model, blocks, decoder, chunk_ms, on_progress, endpoint)
     if chunk_ms:
         raise ValueError("a bidirectional model cannot stream; drop --stream or use a unidirectional model")
     return _transcribe_windows(model, blocks, make_decoder_factory(model, decoder), on_progress)
 
 
-def transcribe_array(model: AcousticModel, samples: np.ndarray, decoder: Callable[[], Decoder] | None = None) -> Result:
+def transcribe_array(model: AcousticModel, samples: np.ndarray, decoder: Callable[[], Decoder] | None = None,
+                     endpoint: EndpointConfig | None = EndpointConfig()) -> Result:
     """Transcribe 16 kHz mono float samples already in memory."""
     blocks = iter([np.asarray(samples, dtype=np.float32)])
     if model.cfg.streaming:
-        return _transcribe_streaming(model, blocks, decoder, None, None)
+        return _transcribe_streaming(model, blocks, decoder, None, None, endpoint)
     return _transcribe_windows(model, blocks, make_decoder_factory(model, decoder), None)
 
 
-def _transcribe_streaming(model, blocks, decoder, chunk_ms, on_progress) -> Result:
-    stream = Recognizer(model, decoder).stream()
+def _transcribe_streaming(model, blocks, decoder, chunk_ms, on_progress, endpoint) -> Result:
+    stream = Recognizer(model, decoder, endpoint=endpoint).stream()
     chunk = int(SAMPLE_RATE * chunk_ms / 1000) if chunk_ms else None
     if chunk is not None and chunk < 1:
         raise ValueError("--chunk-ms must give at least one sample per chunk")
     for block in blocks:
-        if chunk:
-            for i in range(0, len(block), chunk):
-                stream.accept(block[i:i + chunk])
-        else:
-            stream.accept(block)
+        for i in range(0, len(block), chunk or max(1, len(block))):
+            stream.accept(block[i:i + chunk] if chunk else block)
+            while stream.endpoint() is not None:  # its words stay in stream.words
+                pass
         if on_progress:
             on_progress(len(block) / SAMPLE_RATE)
     return stream.finalize()

@@ -4,10 +4,12 @@ Clients here speak exactly as vosk-server's own test client does (config, binary
 each answered by one reply, '{"eof" : 1}'), in one event loop with the server."""
 import asyncio
 import json
+import logging
 import os
 import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -314,3 +316,91 @@ def test_a_failing_step_is_reported_and_the_server_goes_on(tiny_model, cathy_cli
     reply, code, after = asyncio.run(asyncio.wait_for(main(), TIMEOUT))
     assert reply == {"error": "internal error: RuntimeError"} and code == 1011
     assert text_of(after) == cathy_clips[6][1]
+
+
+def test_server_text_equals_transcribe_with_the_lm_on_for_several_utterances(cathy_clips, tmp_path):
+    """The bundled model with its LM, as `asr serve` and `asr transcribe` run by default, on three
+    real sentences with pauses between them: the server ends an utterance at each pause and
+    beam-searches it whole; `transcribe` cuts the file at the same frames, with the same LM
+    context, so every client, however it chunks the audio, gets exactly transcribe's words and
+    times. (Before, transcribe searched the file in 20 s pieces and the texts differed.)"""
+    from asr.beam import beam_decoder
+    from asr.checkpoint import load_model
+    from asr.endpoint import EndpointConfig
+    model = load_model(None)
+    decoder = beam_decoder(model)
+    parts = [np.zeros(4000, np.float32)]
+    for path in (REPO / "asr" / "samples" / "cathy_a0046.flac", cathy_clips[3][0], cathy_clips[2][0]):
+        parts += [load_audio(path), np.zeros(int(16000 * 1.4), np.float32)]
+    wav = tmp_path / "three.wav"
+    sf.write(wav, np.concatenate(parts), 16000, subtype="PCM_16")
+    expected = transcribe(model, wav, decoder)
+    pcm, rate = file_pcm(wav)
+
+    async def main():
+        server = StreamingServer(Recognizer(model, decoder, endpoint=EndpointConfig()), ServerConfig(port=0))
+        url = f"ws://127.0.0.1:{await server.start()}"
+        try:
+            return await asyncio.gather(vosk_client(url, pcm, rate, 6400), vosk_client(url, pcm, rate, 1001))
+        finally:
+            await server.stop()
+    for replies in asyncio.run(asyncio.wait_for(main(), 300)):
+        results = [r for r in replies if r.get("text")]
+        assert len(results) == 3  # one per sentence
+        assert text_of(replies) == expected.text
+        assert [(w["word"], w["start"], w["end"]) for r in results for w in r["result"]] == \
+            [(w.word, round(w.start, 3), round(w.end, 3)) for w in expected.words]
+
+
+def test_absurd_numbers_and_nesting_are_refused_with_1003_and_no_traceback(tiny_model, caplog):
+    """A 400-digit sample_rate (no float holds it) and JSON nested 100 000 deep (beyond the
+    parser's recursion): the documented {"error"} and code 1003, nothing logged as an error."""
+    async def refused(url, message):
+        async with connect(url) as ws:
+            await ws.send(message)
+            reply = json.loads(await ws.recv())
+            with pytest.raises(ConnectionClosed):
+                await ws.recv()
+            return reply, ws.close_code
+
+    async def client(server, url):
+        return await asyncio.gather(refused(url, '{"config": {"sample_rate": ' + "9" * 400 + "}}"),
+                                    refused(url, '{"config": ' + "[" * 100_000 + "]" * 100_000 + "}"),
+                                    refused(url, "[" * 100_000),
+                                    refused(url, '{"config": {"sample_rate": 1e400}}'))
+    for reply, code in run_with_server(tiny_model, client):
+        assert set(reply) == {"error"} and code == 1003, reply
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_a_trickling_connection_cannot_hold_a_slot(tiny_model, cathy_clips):
+    """One byte every 0.1 s: the connection is closed (1008) once it has been open stall_timeout
+    longer than the audio it sent; a client streaming faster than real time is not."""
+    pcm, rate = file_pcm(cathy_clips[0][0])
+
+    async def trickle(url):
+        async with connect(url) as ws:
+            t0 = time.monotonic()
+            with pytest.raises(ConnectionClosed):
+                while True:
+                    await ws.send(b"\0")
+                    await ws.recv()
+                    await asyncio.sleep(0.1)
+            return ws.close_code, ws.close_reason, time.monotonic() - t0
+
+    async def steady(url):  # 0.1 s of audio every 0.05 s, for about 3 s
+        replies = []
+        async with connect(url) as ws:
+            for i in range(0, len(pcm), 3200):
+                await ws.send(pcm[i:i + 3200])
+                replies.append(json.loads(await ws.recv()))
+                await asyncio.sleep(0.05)
+            await ws.send('{"eof" : 1}')
+            replies.append(json.loads(await ws.recv()))
+        return replies
+
+    async def client(server, url):
+        return await asyncio.gather(trickle(url), steady(url))
+    (code, reason, lasted), replies = run_with_server(tiny_model, client, stall_timeout=1.5, idle_timeout=30)
+    assert code == 1008 and "slow" in reason and 1.4 < lasted < 10
+    assert text_of(replies) == cathy_clips[0][1]

@@ -1,0 +1,226 @@
+"""The OpenAI-style HTTP transcription API of `asr serve`: what whisper.cpp's server,
+faster-whisper servers and LocalAI speak, so the `openai` client (with `base_url`) and other
+tools that talk to them work unchanged.
+
+    POST /v1/audio/transcriptions   multipart/form-data: file (required), model, language,
+                                    response_format = json | text | srt | vtt | verbose_json,
+                                    timestamp_granularities[] = segment | word (verbose_json);
+                                    prompt and temperature are accepted and ignored
+    GET  /v1/models                 the one loaded model
+
+The file is transcribed exactly as `asr transcribe FILE` does it (the same reader, decoder,
+language model and endpointing), so texts and times are the same. The upload is streamed to
+a temporary file (at most `max_upload` bytes, within `stall_timeout` seconds) and decoded in a
+thread pool of its own: the event loop and the live streams' worker go on meanwhile. Errors come in OpenAI's shape, {"error": {"message", "type", "param",
+"code"}}, with a 4xx status for anything the client sent.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import os
+import re
+import tempfile
+import time
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+
+from .audio import AudioError
+from .decoding import Result
+from .transcribe import transcribe
+from .writers import to_srt, to_vtt
+
+log = logging.getLogger("asr.server.http")
+
+RESPONSE_FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
+GRANULARITIES = ("segment", "word")
+ENGLISH = {"en", "eng", "english"}
+
+
+class RequestError(Exception):
+    """A request the API refuses: status, message, offending parameter, code."""
+
+    def __init__(self, status: int, message: str, param: str | None = None, code: str | None = None):
+        super().__init__(message)
+        self.status, self.param, self.code = status, param, code
+
+
+def compression_ratio(text: str) -> float:
+    """As whisper computes it: the text's length over its zlib-compressed length."""
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data)) if data else 0.0
+
+
+def verbose_json(result: Result, granularities: set[str]) -> dict:
+    """OpenAI's verbose_json: whisper's fields, filled with what a CTC recogniser knows.
+
+    `tokens` is empty (characters, not BPE tokens), `temperature` 0 (no sampling),
+    `avg_logprob` the mean log confidence of the segment's words, `no_speech_prob` 0 (a
+    segment exists only where words were recognised); words carry `probability`, their
+    confidence, as whisper's word timestamps do."""
+    out = {"task": "transcribe", "language": "english", "duration": round(result.duration, 3), "text": result.text}
+    if "segment" in granularities:
+        out["segments"] = [{"id": i, "seek": 0, "start": round(s.start, 3), "end": round(s.end, 3), "text": s.text,
+                            "tokens": [], "temperature": 0.0,
+                            "avg_logprob": round(sum(math.log(max(w.conf, 1e-10)) for w in s.words)
+                                                 / max(1, len(s.words)), 4),
+                            "compression_ratio": round(compression_ratio(s.text), 4), "no_speech_prob": 0.0}
+                           for i, s in enumerate(result.segments)]
+    if "word" in granularities:
+        out["words"] = [{"word": w.word, "start": round(w.start, 3), "end": round(w.end, 3),
+                         "probability": round(w.conf, 3)} for w in result.words]
+    return out
+
+
+class TranscriptionAPI:
+    """The handlers, bound to a StreamingServer (its recogniser, limits and lifetime)."""
+
+    def __init__(self, server):
+        self.server = server
+        self.config = server.config
+        # Not at a lower OS priority: the thread holds the GIL for stretches of the beam search,
+        # and a descheduled holder stalls the live worker and the event loop (measured: replies
+        # up to 25 s late on a busy machine with nice +10).
+        self._pool = ThreadPoolExecutor(self.config.upload_workers, thread_name_prefix="asr-upload")
+        model = server.recognizer.model
+        source = getattr(model, "source", None) or "model"
+        self.model_id = os.path.splitext(os.path.basename(str(source)))[0]
+        try:
+            self.created = int(os.path.getmtime(source))
+        except (OSError, TypeError):
+            self.created = int(time.time())
+        self.uploads = 0  # transcriptions done (for tests and benchmarks)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+    # ------------------------------------------------------------------ responses
+    @staticmethod
+    def error(status: int, message: str, param: str | None = None, code: str | None = None,
+              kind: str | None = None):
+        """A JSON error in OpenAI's shape."""
+        from aiohttp import web
+        kind = kind or ("invalid_request_error" if status < 500 else "server_error")  # OpenAI's types
+        body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
+        return web.json_response(body, status=status)
+
+    async def models(self, request):
+        from aiohttp import web
+        return web.json_response({"object": "list", "data": [
+            {"id": self.model_id, "object": "model", "created": self.created, "owned_by": "asr"}]})
+
+    # ------------------------------------------------------------------ transcriptions
+    async def transcriptions(self, request):
+        from aiohttp import web
+        tmp = tempfile.TemporaryDirectory(prefix="asr-upload-")
+        try:
+            try:
+                async with asyncio.timeout(self.config.stall_timeout):
+                    fields, path, filename = await self._receive(request, tmp.name)
+                fmt, granularities = self._options(fields)
+            except (TimeoutError, asyncio.TimeoutError):
+                raise RequestError(408, f"the upload did not arrive within {self.config.stall_timeout:g} s") from None
+            t0 = time.perf_counter()
+            try:
+                result = await asyncio.get_running_loop().run_in_executor(self._pool, self._transcribe, path)
+            except AudioError as err:
+                raise RequestError(400, f"{filename}: {err.reason}", "file", "invalid_audio") from None
+            except Exception as err:  # a bug met on this file: say so in the API's shape, serve on
+                log.exception("transcribing %s failed", filename)
+                raise RequestError(500, f"{filename}: internal error ({type(err).__name__})") from None
+            self.uploads += 1
+            log.info("transcribed %s (%.1f s of audio) in %.2f s", filename, result.duration, time.perf_counter() - t0)
+        except RequestError as err:
+            response = self.error(err.status, str(err), err.param, err.code)
+            response.force_close()  # the rest of a refused body is not read: end the connection
+            return response
+        finally:
+            tmp.cleanup()
+        if fmt == "json":
+            return web.json_response({"text": result.text}, dumps=lambda o: json.dumps(o, ensure_ascii=False))
+        if fmt == "verbose_json":
+            return web.json_response(verbose_json(result, granularities or {"segment"}),
+                                     dumps=lambda o: json.dumps(o, ensure_ascii=False))
+        text = {"text": lambda r: r.text + "\n", "srt": to_srt, "vtt": to_vtt}[fmt](result)
+        return web.Response(text=text, content_type="application/x-subrip" if fmt == "srt" else
+                            "text/vtt" if fmt == "vtt" else "text/plain", charset="utf-8")
+
+    def _transcribe(self, path: str) -> Result:
+        """The upload thread: the file as `asr transcribe` transcribes it."""
+        rec = self.server.recognizer
+        return transcribe(rec.model, path, rec.make_decoder, endpoint=rec.endpoint)
+
+    async def _receive(self, request, folder: str) -> tuple[dict[str, list[str]], str, str]:
+        """Read the multipart form: its text fields, and its file streamed to `folder`."""
+        limit = self.config.max_upload
+        if request.content_type != "multipart/form-data":
+            raise RequestError(415, f"expected a multipart/form-data upload with a `file` field, "
+                                    f"not {request.content_type or 'no content type'}", "file")
+        if request.content_length is not None and request.content_length > limit + (1 << 16):
+            raise RequestError(413, f"the upload is {request.content_length} bytes; the limit is {limit}", "file",
+                               "file_too_large")
+        fields: dict[str, list[str]] = {}
+        path = filename = None
+        try:
+            reader = await request.multipart()
+            while (part := await reader.next()) is not None:
+                if part.name == "file" and path is None:
+                    filename = _safe_name(part.filename or "upload")
+                    path = os.path.join(folder, "upload" + os.path.splitext(filename)[1][:12])
+                    size = 0
+                    with open(path, "wb") as f:
+                        while chunk := await part.read_chunk(1 << 16):
+                            size += len(chunk)
+                            if size > limit:
+                                raise RequestError(413, f"{filename}: larger than the limit of {limit} bytes",
+                                                   "file", "file_too_large")
+                            f.write(chunk)
+                    if size == 0:
+                        raise RequestError(400, f"{filename}: empty file (0 bytes)", "file", "empty_file")
+                elif part.filename is None and part.name:
+                    value = await part.read(decode=True)
+                    if len(value) > 4096:
+                        raise RequestError(400, f"form field {part.name!r} is too long", part.name)
+                    fields.setdefault(part.name, []).append(value.decode("utf-8", "replace"))
+                else:
+                    await part.release()  # another file: not ours to read
+        except RequestError:
+            raise
+        except ConnectionError:  # the client hung up mid-upload: nobody to answer
+            raise RequestError(400, "the upload was cut off") from None
+        except (ValueError, AssertionError, KeyError, LookupError, UnicodeError) as err:
+            raise RequestError(400, f"malformed multipart/form-data body: {err or type(err).__name__}") from None
+        if path is None:
+            raise RequestError(400, "no `file` field in the form: send the audio as multipart field `file`", "file")
+        return fields, path, filename
+
+    def _options(self, fields: dict[str, list[str]]) -> tuple[str, set[str]]:
+        def one(name: str, default: str = "") -> str:
+            return (fields.get(name) or [default])[-1].strip()
+        fmt = one("response_format", "json") or "json"
+        if fmt not in RESPONSE_FORMATS:
+            raise RequestError(400, f"response_format {fmt!r}: must be one of {', '.join(RESPONSE_FORMATS)}",
+                               "response_format")
+        language = one("language").lower()
+        if language and language.split("-")[0].split("_")[0] not in ENGLISH:
+            raise RequestError(400, f"language {language!r}: this model transcribes English only", "language",
+                               "unsupported_language")
+        granularities = set(fields.get("timestamp_granularities[]", []) + fields.get("timestamp_granularities", []))
+        granularities = {g.strip() for g in granularities if g.strip()}
+        bad = granularities - set(GRANULARITIES)
+        if bad:
+            raise RequestError(400, f"timestamp_granularities: {', '.join(sorted(bad))}: must be segment or word",
+                               "timestamp_granularities")
+        if granularities and fmt != "verbose_json":
+            raise RequestError(400, "timestamp_granularities needs response_format verbose_json",
+                               "timestamp_granularities")
+        return fmt, granularities
+
+
+def _safe_name(name: str) -> str:
+    """The client's file name, for messages only: its last component, printable, short."""
+    name = re.split(r"[\\/]", name)[-1]
+    name = "".join(c if c.isprintable() else "?" for c in name)[:100]
+    return name or "upload"

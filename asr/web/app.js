@@ -1,0 +1,182 @@
+// The live-transcription page of `asr serve`: the microphone through an AudioWorklet
+// (pcm-worklet.js: resampled to 16 kHz 16-bit PCM) over the server's Vosk WebSocket protocol;
+// files through its OpenAI-style HTTP API. No framework, no build step.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const RATE = 16000;
+let session = null;  // the recording in progress: {ws, ctx, media, node, stopping}
+
+function setState(state, status) {
+  document.body.dataset.state = state;
+  if (status !== undefined) $("status").textContent = status;
+  $("start").textContent = state === "listening" ? "Stop" : state === "stopping" ? "Stopping…" : "Start listening";
+  $("start").disabled = state === "connecting" || state === "stopping";
+}
+
+function showProblem(message) {
+  $("problem-text").textContent = message;
+  $("problem").hidden = false;
+}
+
+function clock(seconds) {
+  const m = Math.floor(seconds / 60), s = seconds - 60 * m;
+  return `${m}:${s.toFixed(1).padStart(4, "0")}`;
+}
+
+// One finished utterance: a line with its time and its words shaded by confidence.
+function addLine(words, text, start, end, cls) {
+  const li = document.createElement("li");
+  if (cls) li.className = cls;
+  const time = document.createElement("span");
+  time.className = "time";
+  time.textContent = start === null ? "" : `${clock(start)}–${clock(end)}`;
+  li.appendChild(time);
+  const body = document.createElement("span");
+  body.className = "text";
+  if (words && words.length) {
+    words.forEach((w, i) => {
+      const span = document.createElement("span");
+      const conf = w.conf ?? w.probability ?? 1;
+      span.className = conf < 0.5 ? "word low" : "word";
+      span.style.setProperty("--conf", conf.toFixed(3));
+      span.title = `confidence ${conf.toFixed(2)}`;
+      span.textContent = w.word;
+      body.appendChild(span);
+      if (i < words.length - 1) body.appendChild(document.createTextNode(" "));
+    });
+  } else {
+    body.textContent = text;
+  }
+  li.appendChild(body);
+  $("transcript").appendChild(li);
+  li.scrollIntoView({block: "nearest"});
+}
+
+function onMessage(event) {
+  let msg;
+  try { msg = JSON.parse(event.data); } catch { return; }
+  if (msg.error) { showProblem(`The server refused the audio: ${msg.error}`); return; }
+  if ("partial" in msg) { $("partial").textContent = msg.partial; return; }
+  if (msg.text) {
+    const words = msg.result || [];
+    const start = words.length ? words[0].start : null, end = words.length ? words[words.length - 1].end : null;
+    addLine(words, msg.text, start, end);
+  }
+  $("partial").textContent = "";
+}
+
+async function start() {
+  $("problem").hidden = true;
+  setState("connecting", "Opening the microphone…");
+  const s = {stopping: false};
+  session = s;
+  let step = "Cannot open the microphone";
+  try {
+    s.media = await navigator.mediaDevices.getUserMedia(
+      {audio: {channelCount: 1, echoCancellation: false, noiseSuppression: false, autoGainControl: false}});
+    step = "Cannot reach the server (loading its audio module)";
+    s.ctx = new AudioContext();
+    await s.ctx.audioWorklet.addModule("pcm-worklet.js");
+  } catch (err) {
+    cleanup(s);
+    if (session === s) session = null;
+    setState("idle", "");
+    showProblem(`${step}: ${err.message || err}`);
+    return;
+  }
+  setState("connecting", "Connecting to the server…");
+  const scheme = location.protocol === "https:" ? "wss://" : "ws://";
+  const ws = new WebSocket(scheme + location.host + "/");
+  ws.binaryType = "arraybuffer";
+  s.ws = ws;
+  ws.onmessage = onMessage;
+  ws.onopen = () => {
+    ws.send(JSON.stringify({config: {sample_rate: RATE}}));
+    s.node = new AudioWorkletNode(s.ctx, "pcm16",
+      {numberOfInputs: 1, numberOfOutputs: 0, processorOptions: {targetRate: RATE, chunk: RATE / 10}});
+    s.node.port.onmessage = (e) => {
+      if (e.data === "flushed") {
+        if (ws.readyState === WebSocket.OPEN) ws.send('{"eof" : 1}');
+      } else if (ws.readyState === WebSocket.OPEN) {
+        ws.send(e.data);
+      }
+    };
+    s.ctx.createMediaStreamSource(s.media).connect(s.node);
+    setState("listening", `Listening (${s.ctx.sampleRate} Hz, sent as 16 kHz). Press Stop when done.`);
+  };
+  ws.onclose = (e) => {
+    const expected = s.stopping && e.code === 1000;
+    cleanup(s);
+    if (session === s) session = null;
+    if (expected) {
+      setState("idle", "Stopped. Press the button to listen again.");
+    } else {
+      setState("closed", "");
+      const why = e.reason ? `: ${e.reason}` : (e.code === 1006 ? ": the server is unreachable or went away" : "");
+      showProblem(`The connection to the server closed (code ${e.code})${why}.`);
+    }
+  };
+}
+
+function stop() {
+  const s = session;
+  if (!s) return;
+  s.stopping = true;
+  setState("stopping", "Finishing the last words…");
+  if (s.node) s.node.port.postMessage("flush");          // the worklet sends its rest, then "flushed"
+  else if (s.ws && s.ws.readyState === WebSocket.OPEN) s.ws.send('{"eof" : 1}');
+  else if (s.ws) s.ws.close();
+}
+
+function cleanup(s) {
+  if (s.media) s.media.getTracks().forEach((t) => t.stop());
+  if (s.ctx && s.ctx.state !== "closed") s.ctx.close();
+  s.media = s.ctx = s.node = null;
+}
+
+$("start").addEventListener("click", () => (session ? stop() : start()));
+$("retry").addEventListener("click", () => { $("problem").hidden = true; start(); });
+
+// ---------------------------------------------------------------- files, through the HTTP API
+async function transcribeFile(file) {
+  $("problem").hidden = true;
+  const drop = $("drop");
+  drop.dataset.busy = "1";
+  $("status").textContent = `Transcribing ${file.name}…`;
+  const form = new FormData();
+  form.append("file", file, file.name);
+  form.append("response_format", "verbose_json");
+  form.append("timestamp_granularities[]", "segment");
+  form.append("timestamp_granularities[]", "word");
+  try {
+    const response = await fetch("/v1/audio/transcriptions", {method: "POST", body: form});
+    const body = await response.json().catch(() => ({error: {message: `HTTP ${response.status}`}}));
+    if (!response.ok) throw new Error(body.error ? body.error.message : `HTTP ${response.status}`);
+    addLine(null, `${file.name} (${body.duration.toFixed(1)} s)`, null, null, "file");
+    for (const seg of body.segments || []) {
+      const words = (body.words || []).filter((w) => w.start >= seg.start - 1e-3 && w.end <= seg.end + 1e-3);
+      addLine(words, seg.text, seg.start, seg.end);
+    }
+    $("status").textContent = `Transcribed ${file.name}.`;
+  } catch (err) {
+    showProblem(`Cannot transcribe ${file.name}: ${err.message || err}`);
+    $("status").textContent = "";
+  } finally {
+    delete drop.dataset.busy;
+  }
+}
+
+$("file").addEventListener("change", (e) => { if (e.target.files[0]) transcribeFile(e.target.files[0]); e.target.value = ""; });
+const drop = $("drop");
+drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
+drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+drop.addEventListener("drop", (e) => {
+  e.preventDefault();
+  drop.classList.remove("over");
+  if (e.dataTransfer.files[0]) transcribeFile(e.dataTransfer.files[0]);
+});
+
+fetch("/v1/models").then((r) => r.json()).then((m) => {
+  if (m.data && m.data[0]) $("model").textContent = `model: ${m.data[0].id}`;
+}).catch(() => {});

@@ -1,0 +1,134 @@
+"""The page of `asr serve` in a real browser: headless Chromium (Debian's chromium and
+chromium-driver, driven by selenium) with a fake microphone fed from a real recording. The
+page streams it over the Vosk WebSocket protocol through its AudioWorklet (resampled to
+16 kHz in the page) and ends up showing what `asr transcribe --stream` gives for the
+recording; a file chosen in its picker is transcribed through the HTTP API.
+
+Set ASR_PAGE_SCREENSHOT=PATH to keep the screenshot of the page in use (docs/live-page.png)."""
+import asyncio
+import os
+import shutil
+import threading
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from asr.audio import load_audio
+from asr.endpoint import EndpointConfig
+from asr.server import ServerConfig, StreamingServer
+from asr.streaming import Recognizer
+from asr.transcribe import transcribe
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+
+
+class ServerThread:
+    """A StreamingServer in a thread of its own (selenium's calls block)."""
+
+    def __init__(self, recognizer):
+        self.loop = asyncio.new_event_loop()
+        self.server = StreamingServer(recognizer, ServerConfig(port=0))
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.port = asyncio.run_coroutine_threadsafe(self.server.start(), self.loop).result(60)
+
+    def stop(self):
+        asyncio.run_coroutine_threadsafe(self.server.stop(), self.loop).result(60)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+def chromium(fake_audio):
+    """Headless Chromium whose microphone plays fake_audio once; skips where it cannot start."""
+    if not CHROMIUM or not CHROMEDRIVER:
+        pytest.skip("headless Chromium is not installed (apt-get install chromium chromium-driver)")
+    from selenium import webdriver
+    from selenium.common.exceptions import WebDriverException
+    from selenium.webdriver.chrome.service import Service
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=900,640",
+                "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                f"--use-file-for-fake-audio-capture={fake_audio}%noloop"):
+        options.add_argument(arg)
+    try:
+        return webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    except WebDriverException as err:
+        pytest.skip(f"headless Chromium cannot start here: {str(err).strip().splitlines()[0]}")
+
+
+def test_the_page_transcribes_its_microphone_and_a_chosen_file(tiny_live_model, cathy_clips, tmp_path):
+    from selenium.webdriver.common.by import By
+    (a, text_a), (b, text_b) = cathy_clips[4], cathy_clips[7]
+    pause = np.zeros(32000, np.float32)  # 2 s: longer than the 1.2 s that ends an utterance
+    played = np.concatenate([pause[:12800], load_audio(a), pause, load_audio(b), pause[:24000]])
+    wav = tmp_path / "mic.wav"
+    sf.write(wav, played, 16000, subtype="PCM_16")
+    expected = transcribe(tiny_live_model, wav, chunk_ms=100)  # `asr transcribe --stream`
+    assert expected.text == f"{text_a} {text_b}"
+    upload, upload_text = cathy_clips[1]
+
+    driver = chromium(wav)
+    server = ServerThread(Recognizer(tiny_live_model, endpoint=EndpointConfig()))
+    try:
+        driver.get(f"http://127.0.0.1:{server.port}/")
+        state = lambda: driver.find_element(By.TAG_NAME, "body").get_attribute("data-state")  # noqa: E731
+
+        def wait_for(condition, timeout):
+            end = time.monotonic() + timeout
+            while time.monotonic() < end:
+                if condition():
+                    return True
+                time.sleep(0.1)
+            return False
+        driver.find_element(By.ID, "start").click()
+        assert wait_for(lambda: state() == "listening", 30), driver.find_element(By.ID, "problem-text").text
+        partials = set()
+        end = time.monotonic() + len(played) / 16000 + 1.0  # the recording plays in real time
+        while time.monotonic() < end:
+            partials.add(driver.find_element(By.ID, "partial").text)
+            time.sleep(0.05)
+        driver.find_element(By.ID, "start").click()  # Stop: the rest is flushed, eof, the final result
+        assert wait_for(lambda: state() == "idle", 60), (state(), driver.find_element(By.ID, "problem-text").text)
+        lines = [li.find_element(By.CLASS_NAME, "text").text for li in driver.find_elements(By.CSS_SELECTOR, "#transcript li")]
+        assert " ".join(lines) == expected.text
+        assert lines == [text_a, text_b]  # the endpoint fell in the pause
+        assert any(p and text_a.startswith(p) and p != text_a for p in partials)  # partials redrawn as it spoke
+        times = [li.find_element(By.CLASS_NAME, "time").text for li in driver.find_elements(By.CSS_SELECTOR, "#transcript li")]
+        assert all(t.startswith("0:0") and "–" in t for t in times), times
+        words = driver.find_elements(By.CSS_SELECTOR, "#transcript .word")
+        assert [w.text for w in words] == expected.text.split()
+        confs = [float(w.get_attribute("title").split()[-1]) for w in words]  # "confidence 0.93", shading by it
+        assert all(0 < c <= 1 for c in confs) and all("--conf" in w.get_attribute("style") for w in words)
+
+        driver.find_element(By.ID, "file").send_keys(str(upload))  # the file picker, through the HTTP API
+        assert wait_for(lambda: len(driver.find_elements(By.CSS_SELECTOR, "#transcript li")) == 4, 60), \
+            driver.find_element(By.ID, "problem-text").text
+        file_lines = driver.find_elements(By.CSS_SELECTOR, "#transcript li")[2:]
+        assert upload.name in file_lines[0].text
+        assert file_lines[1].find_element(By.CLASS_NAME, "text").text == upload_text
+        assert driver.find_element(By.ID, "problem").get_attribute("hidden") is not None  # no error shown
+        shot = tmp_path / "page.png"
+        driver.save_screenshot(str(shot))
+        if os.environ.get("ASR_PAGE_SCREENSHOT"):
+            shutil.copy(shot, os.environ["ASR_PAGE_SCREENSHOT"])
+
+        # a connection that fails is shown plainly and can be retried
+        driver.find_element(By.ID, "start").click()
+        assert wait_for(lambda: state() == "listening", 30), driver.find_element(By.ID, "problem-text").text
+        server.stop()  # the server goes away mid-stream
+        server = None
+        assert wait_for(lambda: state() == "closed", 30), state()
+        problem = driver.find_element(By.ID, "problem-text").text
+        assert "connection to the server closed (code 1001)" in problem, problem
+        driver.find_element(By.ID, "retry").click()
+        assert wait_for(lambda: "Cannot reach the server" in driver.find_element(By.ID, "problem-text").text, 30), \
+            driver.find_element(By.ID, "problem-text").text
+        assert driver.find_element(By.ID, "problem").is_displayed() and state() == "idle"
+    finally:
+        driver.quit()
+        if server is not None:
+            server.stop()
