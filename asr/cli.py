@@ -205,7 +205,9 @@ def cmd_models(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from .cli_live import add_listen, add_serve
     from .cli_train import add_evaluate, add_lm, add_train, add_tune_lm
+    from .export import add_export
     commands = [add_transcribe, add_train, add_evaluate, add_models, add_listen, add_serve, add_lm, add_tune_lm]
+    commands.append(add_export)
     parser = argparse.ArgumentParser(prog="asr", description="Streaming GRU-CTC speech recognition.")
     parser.add_argument("--version", action="version", version=f"asr {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
