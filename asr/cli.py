@@ -299,7 +299,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     argv = sys.argv[1:] if argv is None else argv
     command = next((a for a in argv if not a.startswith("-")), None)
     serve = add_serve if command == "serve" else (lambda sub: sub.add_parser("serve", help=SERVE_HELP))
-    commands = [add_transcribe, add_train, add_evaluate, add_models, add_listen, serve, add_lm, add_tune_lm]
+    from .export import add_export
+    commands = [add_transcribe, add_train, add_evaluate, add_models, add_listen, serve, add_lm, add_tune_lm, add_export]
     parser = argparse.ArgumentParser(prog="asr", description="Streaming GRU-CTC speech recognition.")
     parser.add_argument("--version", action="version", version=f"asr {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -10,61 +10,14 @@ gives the log-probs of the whole-utterance pass. Nothing is kept on the module b
 """
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from .audio import N_MELS
-from .text import VOCAB
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    n_mels: int = N_MELS
-    vocab_size: int = len(VOCAB)
-    conv_channels: int = 256
-    conv_kernel: int = 3
-    # Product = time subsampling: 10 ms -> 20 ms. Characters need it no coarser: English speech
-    # runs at ~15 characters a second, and CTC wants blanks between them (Deep Speech 2 found
-    # stride 2 the most a character model takes; at 40 ms frames ours learned far slower).
-    conv_strides: tuple[int, ...] = (2, 1)
-    hidden_size: int = 256
-    num_layers: int = 4
-    bidirectional: bool = False
-    lookahead: int = 6  # future output frames seen by the row convolution (0: none)
-    dropout: float = 0.1
-    layer_norm: bool = True  # LayerNorm on each GRU layer's output (steadier, faster training)
-
-    def __post_init__(self):
-        object.__setattr__(self, "conv_strides", tuple(int(s) for s in self.conv_strides))
-        if self.bidirectional and self.lookahead:
-            raise ValueError("lookahead is for unidirectional models; a bidirectional model sees the future already")
-        if any(s > self.conv_kernel for s in self.conv_strides):
-            raise ValueError("each conv stride must be at most conv_kernel")
-        if self.lookahead < 0 or self.num_layers < 1:
-            raise ValueError("lookahead must be >= 0 and num_layers >= 1")
-
-    @property
-    def subsampling(self) -> int:
-        return math.prod(self.conv_strides)
-
-    @property
-    def streaming(self) -> bool:
-        return not self.bidirectional
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "ModelConfig":
-        names = {f.name for f in fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ValueError(f"unknown model config keys: {sorted(unknown)}")
-        d = dict(d)
-        d.setdefault("layer_norm", False)  # files written before the option had none
-        return cls(**d)
+from .runtime import ModelConfig  # the config is shared with the torch-free runtime
 
 
 @dataclass

@@ -1,0 +1,103 @@
+"""`asr export CHECKPOINT -o MODEL`: a torch model file or training checkpoint -> a runtime
+model file (runtime.py's format), which loads and runs without torch.
+
+The weights and normalisation statistics go into an ONNX graph (onnx_graph.py), in the
+precision they were saved in (a float16 model stays float16 and half the size); the file
+also carries the mel filterbank the features were made with (torchaudio's), the config,
+vocabulary, feature settings and the model card. Only export itself needs torch. A card
+that names a language model names it relative to the model's folder: the LM (and its .vocab)
+is copied beside the exported file when it is not there already, so the link still holds.
+"""
+from __future__ import annotations
+
+import argparse
+import filecmp
+import os
+import shutil
+import sys
+from dataclasses import asdict
+
+import numpy as np
+
+from . import onnx_graph
+from .runtime import FEATURES, FORMAT, VERSION, ModelError, write_model_file
+from .text import VOCAB
+
+
+def runtime_form(model, half: bool = False) -> tuple[dict, dict[str, np.ndarray]]:
+    """(meta, arrays) of a runtime model file for a torch AcousticModel; half=True stores the
+    weights (not the normalisation statistics) as float16."""
+    import torch
+
+    from .features import _FBANK
+    weights = {}
+    for name, value in model.state_dict().items():
+        value = value.detach().cpu()
+        if half and value.is_floating_point() and not name.startswith("feat_"):
+            value = value.half()
+        weights[name] = value.numpy()
+    arrays = {"onnx": np.frombuffer(onnx_graph.build(model.cfg, weights), np.uint8),
+              "mel_fbank": _FBANK.to(torch.float32).numpy()}  # (201, 80): torchaudio's, exactly
+    meta = {"format": FORMAT, "version": VERSION, "config": asdict(model.cfg), "vocab": list(VOCAB),
+            "features": dict(FEATURES), "parameters": model.num_parameters(),
+            "card": dict(getattr(model, "card", {}) or {})}
+    return meta, arrays
+
+
+def export(checkpoint: str | os.PathLike, output: str | os.PathLike) -> list[str]:
+    """Convert a torch model file to a runtime model file at output; returns the paths written
+    (the model, and the card's language model files when they had to be copied beside it)."""
+    import torch
+
+    from .checkpoint import ModelError as TorchModelError, load_model, read_payload
+    try:
+        payload = read_payload(checkpoint)
+        model = load_model(checkpoint)
+    except TorchModelError as err:
+        raise ModelError(str(err)) from None
+    half = any(v.dtype == torch.float16 for v in payload["state_dict"].values())
+    meta, arrays = runtime_form(model, half=half)
+    written = []
+    lm = meta["card"].get("lm")
+    if isinstance(lm, dict) and lm.get("file"):
+        src_dir, dst_dir = os.path.dirname(os.path.abspath(checkpoint)), os.path.dirname(os.path.abspath(output))
+        for name in (lm["file"], lm["file"] + ".vocab"):
+            src, dst = os.path.join(src_dir, name), os.path.join(dst_dir, name)
+            if not os.path.exists(src):
+                if name == lm["file"]:
+                    raise ModelError(f"{checkpoint}: its card names the language model {name}, which is not beside it")
+                continue
+            if os.path.exists(dst) and (os.path.samefile(src, dst) or filecmp.cmp(src, dst, shallow=False)):
+                continue  # already there
+            if os.path.exists(dst):
+                raise ModelError(f"{dst} exists and is not {checkpoint}'s language model {src}; "
+                                 "export into another folder")
+            os.makedirs(dst_dir, exist_ok=True)
+            shutil.copyfile(src, dst)
+            written.append(dst)
+    write_model_file(output, meta, arrays)
+    return [os.fspath(output)] + written
+
+
+def add_export(sub) -> None:
+    p = sub.add_parser("export", help="convert a model file or training checkpoint to the runtime form",
+                       description="Write a model file that loads without torch: the weights as numpy arrays, "
+                                   "the mel filterbank, normalisation statistics, config and model card. A "
+                                   "language model the card names is copied beside it.")
+    p.add_argument("checkpoint", metavar="CHECKPOINT", help="a model file (.pt) or training checkpoint")
+    p.add_argument("-o", "--output", required=True, metavar="MODEL", help="the runtime model file to write")
+    p.set_defaults(func=cmd_export)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    try:
+        paths = export(args.checkpoint, args.output)
+    except (ModelError, ImportError) as err:
+        print(f"asr: error: {err}", file=sys.stderr, flush=True)
+        return 2
+    except OSError as err:
+        print(f"asr: error: {err.filename or args.output}: {err.strerror or err}", file=sys.stderr, flush=True)
+        return 2
+    for path in paths:
+        print(f"wrote {path} ({os.path.getsize(path) / 1e6:.1f} MB)")
+    return 0

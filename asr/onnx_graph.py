@@ -1,0 +1,140 @@
+"""The acoustic model as an ONNX graph, built from its weights (needs the `onnx` package: it
+runs at export time, beside torch, never at run time).
+
+One graph serves every call, streaming or whole-utterance, any batch: it is model.py's
+`_step` with the state as explicit inputs and outputs, as sherpa-onnx's streaming models are.
+
+    inputs   feats (B, T, 80) log-mel, T >= the subsampling factor (pad with frames past
+             lengths); lengths (B,) int64 new frames per stream; conv_i (B, C_i, kernel -
+             stride_i) pending frames of each conv layer, channels first; gru (L * dirs, B, H);
+             ahead (B, lookahead, D)
+    outputs  log_probs (B, U + lookahead, V): the row convolution's output at every position of
+             [ahead, new outputs] (the caller picks each stream's emitted rows by its fill);
+             conv_i_out, gru_out, ahead_out: the next state's tensors (ahead_out: the
+             `lookahead` GRU outputs after each stream's last, zeros past its end)
+
+The GRU layers are ONNX GRU with linear_before_reset=1 (torch's formula), gates reordered
+from torch's (r, z, n) to ONNX's (z, r, h), with sequence_lens: padding past a stream's
+length neither reaches its outputs nor its final state. Weights keep their stored dtype
+(float16 stays float16, cast to float32 once when the session is made).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+OPSET = 20  # Gelu is an ONNX op from opset 20
+LAYER_NORM_EPS = 1e-5  # torch.nn.LayerNorm's default
+
+
+def build(cfg, weights: dict[str, np.ndarray]) -> bytes:
+    """The serialized ONNX model of a ModelConfig and its torch state dict's arrays."""
+    try:
+        import onnx
+        from onnx import TensorProto, helper, numpy_helper
+    except ImportError:
+        raise ImportError("building the runtime's ONNX graph needs the onnx package: pip install 'asr[train]'") from None
+
+    nodes, inits = [], []
+    counter = iter(range(10 ** 6))
+
+    def op(kind: str, *inputs: str, **attrs) -> str:
+        out = f"{kind.lower()}_{next(counter)}"
+        nodes.append(helper.make_node(kind, list(inputs), [out], **attrs))
+        return out
+
+    def const(value, name: str | None = None, cast: bool = True) -> str:
+        """An initializer; float16 weights come with a Cast to float32 (folded at load)."""
+        name = name or f"const_{next(counter)}"
+        value = np.asarray(value)
+        inits.append(numpy_helper.from_array(value, name))
+        if cast and value.dtype == np.float16:
+            return op("Cast", name, to=TensorProto.FLOAT)
+        return name
+
+    def ints(*values) -> str:
+        return const(np.array(values, np.int64))
+
+    dirs = 2 if cfg.bidirectional else 1
+    H, D, k = cfg.hidden_size, cfg.hidden_size * dirs, cfg.lookahead
+    chans = [cfg.n_mels] + [cfg.conv_channels] * len(cfg.conv_strides)
+    inputs = [helper.make_tensor_value_info("feats", TensorProto.FLOAT, ["B", "T", cfg.n_mels]),
+              helper.make_tensor_value_info("lengths", TensorProto.INT64, ["B"])]
+    outputs = []
+    batch = op("Shape", "feats", start=0, end=1)  # [B]
+
+    def gather(x: str, start: str, count: int, width: int, axis: int) -> str:
+        """x[b, start[b] : start[b] + count] along axis 1 of x (B, L, width), or of x (B, width,
+        L) along axis 2."""
+        span = np.arange(count, dtype=np.int64).reshape((1, count, 1) if axis == 1 else (1, 1, count))
+        idx = op("Add", op("Unsqueeze", start, ints(1, 2)), const(span))
+        shape = ints(count, width) if axis == 1 else ints(width, count)
+        return op("GatherElements", x, op("Expand", idx, op("Concat", batch, shape, axis=0)), axis=axis)
+
+    def output(name: str, value: str, shape: list) -> None:
+        nodes.append(helper.make_node("Identity", [value], [name]))
+        outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, shape))
+
+    # Normalisation, then the strided GELU convs, each left-padded by its pending frames;
+    # channels first (B, C, T), as Conv wants them.
+    x = op("Transpose", "feats", perm=[0, 2, 1])
+    x = op("Div", op("Sub", x, const(weights["feat_mean"][:, None], cast=False)), const(weights["feat_std"][:, None], cast=False))
+    lengths = "lengths"
+    for i, (s, cin) in enumerate(zip(cfg.conv_strides, chans)):
+        keep = cfg.conv_kernel - s
+        inputs.append(helper.make_tensor_value_info(f"conv_{i}", TensorProto.FLOAT, ["B", cin, keep]))
+        x = op("Concat", f"conv_{i}", x, axis=2)  # (B, C_in, keep + T_i)
+        lengths = op("Div", lengths, ints(s))
+        output(f"conv_{i}_out", gather(x, op("Mul", lengths, ints(s)), keep, cin, 2) if keep else f"conv_{i}",
+               ["B", cin, keep])
+        x = op("Gelu", op("Conv", x, const(weights[f"convs.{i}.weight"]), const(weights[f"convs.{i}.bias"]),
+                          strides=[s]))  # (B, C_out, T_i // s)
+
+    # The GRU stack, time-major as ONNX's GRU wants it: (U, B, C).
+    inputs.append(helper.make_tensor_value_info("gru", TensorProto.FLOAT, [cfg.num_layers * dirs, "B", H]))
+    seq_lens = op("Cast", lengths, to=TensorProto.INT32)
+    live = op("Unsqueeze", op("Greater", lengths, ints(0)), ints(0, 2))  # (1, B, 1): streams with new frames
+    x = op("Transpose", x, perm=[2, 0, 1])
+    states = []
+    for i in range(cfg.num_layers):
+        suffixes = ["", "_reverse"][:dirs]
+
+        def stacked(name: str) -> np.ndarray:  # (dirs, 3H, ...) in ONNX gate order z, r, h
+            r, z, n = np.split(np.stack([weights[f"grus.{i}.{name}_l0{sfx}"] for sfx in suffixes]), 3, axis=1)
+            return np.concatenate([z, r, n], axis=1)
+        h0 = op("Slice", "gru", ints(i * dirs), ints((i + 1) * dirs), ints(0))
+        y = op("GRU", x, const(stacked("weight_ih")), const(stacked("weight_hh")),
+               const(np.concatenate([stacked("bias_ih"), stacked("bias_hh")], axis=1)), seq_lens, h0,
+               hidden_size=H, linear_before_reset=1, direction="bidirectional" if dirs == 2 else "forward")
+        y_h = y + "_h"
+        nodes[-1].output.append(y_h)
+        states.append(op("Where", live, y_h, h0))  # a stream without new frames keeps its state
+        if dirs == 1:
+            y = op("Squeeze", y, ints(1))  # (U, 1, B, H) -> (U, B, H)
+        else:
+            y = op("Reshape", op("Transpose", y, perm=[0, 2, 1, 3]), ints(0, 0, D))  # (U, B, 2, H) -> (U, B, D)
+        x = op("LayerNormalization", y, const(weights[f"norms.{i}.weight"]), const(weights[f"norms.{i}.bias"]),
+               axis=-1, epsilon=LAYER_NORM_EPS) if cfg.layer_norm else y
+    nodes.append(helper.make_node("Concat", states, ["gru_out"], axis=0))
+    outputs.append(helper.make_tensor_value_info("gru_out", TensorProto.FLOAT, [cfg.num_layers * dirs, "B", H]))
+    h = op("Transpose", x, perm=[1, 0, 2])  # (B, U, D)
+
+    if k:  # the row convolution over [pending outputs, new outputs, k zeros]
+        inputs.append(helper.make_tensor_value_info("ahead", TensorProto.FLOAT, ["B", k, D]))
+        U = op("Squeeze", op("Shape", h, start=1, end=2))
+        valid = op("Less", op("Range", const(np.array(0)), U, const(np.array(1))), op("Unsqueeze", lengths, ints(1)))
+        h = op("Mul", h, op("Unsqueeze", op("Cast", valid, to=TensorProto.FLOAT), ints(2)))  # zeros past the end
+        zeros = op("ConstantOfShape", op("Concat", batch, ints(k, D), axis=0),
+                   value=helper.make_tensor("zero", TensorProto.FLOAT, [1], [0.0]))
+        seq = op("Concat", "ahead", h, zeros, axis=1)  # (B, k + U + k, D)
+        output("ahead_out", gather(seq, lengths, k, D, 1), ["B", k, D])
+        # y[:, p] = sum_j w_j * seq[:, p + j] for p < U + k: slices, cheaper than a depthwise Conv
+        row = weights["row_conv"]  # (D, k + 1)
+        h = op("Sum", *(op("Mul", op("Slice", seq, ints(j), ints(j - k if j < k else np.iinfo(np.int64).max), ints(1)),
+                           const(np.ascontiguousarray(row[:, j]))) for j in range(k + 1)))
+    logits = op("Add", op("MatMul", h, const(np.ascontiguousarray(weights["head.weight"].T))), const(weights["head.bias"]))
+    nodes.append(helper.make_node("LogSoftmax", [logits], ["log_probs"], axis=-1))
+    outputs.insert(0, helper.make_tensor_value_info("log_probs", TensorProto.FLOAT, ["B", "U", cfg.vocab_size]))
+    model = helper.make_model(helper.make_graph(nodes, "asr_gru_ctc", inputs, outputs, inits),
+                              opset_imports=[helper.make_opsetid("", OPSET)], producer_name="asr export")
+    onnx.checker.check_model(model)
+    return model.SerializeToString()

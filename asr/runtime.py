@@ -1,0 +1,325 @@
+"""The acoustic model without torch: ONNX Runtime runs model.py's layers, behind the same
+explicit-state contract as model.AcousticModel, and the model file format it loads.
+
+Shapes: B batch, T feature frames (10 ms), U output frames, C channels, H GRU hidden size,
+D = H * directions, V vocabulary size; arithmetic in float32.
+
+`Model.infer(feats, lengths, state, final)` takes and returns an explicit `StreamState`; a
+chain of infer calls over any split of the features (in multiples of the subsampling factor)
+gives the log-probs of the whole-utterance pass `Model(feats, lengths)`, and stepping many
+streams in one batch gives what stepping each alone gives. model.AcousticModel is the torch
+reference these equal within 1e-4. Why ONNX Runtime and not numpy: benchmarks/runtime.py
+(a numpy twin of the layers spends its time in Python between 20 small GEMVs per chunk).
+
+A runtime model file (`asr export`, export.py) is a numpy .npz archive, read with
+allow_pickle=False:
+    onnx       the ONNX graph (uint8 bytes; onnx_graph.py): weights, normalisation statistics
+    mel_fbank  the mel filterbank (201, 80) float32 the features are made with (torchaudio's)
+    meta       UTF-8 JSON: format, version, config, vocab, features, parameters and the model
+               card (which names the model's language model, relative to the file's folder)
+The torch .pt model files and training checkpoints load too, where torch is installed.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+from .audio import HOP_LENGTH, N_FFT, N_MELS, SAMPLE_RATE
+from .logmel import LOG_FLOOR, N_FREQS, log_mel_frames
+from .text import VOCAB
+
+FORMAT = "asr-gru-ctc-runtime"
+VERSION = 1
+# What the features of every model are; a file that says otherwise is refused.
+FEATURES = {"type": "log-mel", "sample_rate": SAMPLE_RATE, "n_fft": N_FFT, "hop_length": HOP_LENGTH,
+            "n_mels": N_MELS, "f_min": 20.0, "log_floor": LOG_FLOOR}
+
+
+class ModelError(Exception):
+    """A model file that is missing or cannot be used. str() is one line naming the file."""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    n_mels: int = N_MELS
+    vocab_size: int = len(VOCAB)
+    conv_channels: int = 256
+    conv_kernel: int = 3
+    # Product = time subsampling: 10 ms -> 20 ms. Characters need it no coarser: English speech
+    # runs at ~15 characters a second, and CTC wants blanks between them (Deep Speech 2 found
+    # stride 2 the most a character model takes; at 40 ms frames ours learned far slower).
+    conv_strides: tuple[int, ...] = (2, 1)
+    hidden_size: int = 256
+    num_layers: int = 4
+    bidirectional: bool = False
+    lookahead: int = 6  # future output frames seen by the row convolution (0: none)
+    dropout: float = 0.1
+    layer_norm: bool = True  # LayerNorm on each GRU layer's output (steadier, faster training)
+
+    def __post_init__(self):
+        object.__setattr__(self, "conv_strides", tuple(int(s) for s in self.conv_strides))
+        if self.bidirectional and self.lookahead:
+            raise ValueError("lookahead is for unidirectional models; a bidirectional model sees the future already")
+        if any(s > self.conv_kernel for s in self.conv_strides):
+            raise ValueError("each conv stride must be at most conv_kernel")
+        if self.lookahead < 0 or self.num_layers < 1:
+            raise ValueError("lookahead must be >= 0 and num_layers >= 1")
+
+    @property
+    def subsampling(self) -> int:
+        return math.prod(self.conv_strides)
+
+    @property
+    def streaming(self) -> bool:
+        return not self.bidirectional
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        names = {f.name for f in fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown model config keys: {sorted(unknown)}")
+        d = dict(d)
+        d.setdefault("layer_norm", False)  # files written before the option had none
+        return cls(**d)
+
+
+@dataclass
+class StreamState:
+    """Everything a unidirectional model carries from one chunk to the next (numpy arrays).
+
+    conv:       per conv layer, the pending input frames (B, C_in, kernel - stride) float32
+    gru:        GRU hidden state (num_layers, B, H) float32
+    ahead:      GRU outputs waiting for their future context (B, lookahead, H), right-aligned
+    ahead_fill: how many of `ahead` are real (B,) int64, < lookahead only at the stream's start
+    """
+    conv: list[np.ndarray]
+    gru: np.ndarray
+    ahead: np.ndarray
+    ahead_fill: np.ndarray
+
+    @property
+    def batch_size(self) -> int:
+        return self.gru.shape[1]
+
+    def unbind(self) -> list["StreamState"]:
+        """Split a batch state into B single-stream states."""
+        return [StreamState([c[i:i + 1] for c in self.conv], self.gru[:, i:i + 1],
+                            self.ahead[i:i + 1], self.ahead_fill[i:i + 1]) for i in range(self.batch_size)]
+
+    @staticmethod
+    def stack(states: list["StreamState"]) -> "StreamState":
+        """Join single- or multi-stream states into one batch state."""
+        return StreamState([np.concatenate(cs, 0) for cs in zip(*(s.conv for s in states))],
+                           np.concatenate([s.gru for s in states], 1),
+                           np.concatenate([s.ahead for s in states], 0),
+                           np.concatenate([s.ahead_fill for s in states], 0))
+
+
+def _gather_rows(x: np.ndarray, start: np.ndarray, count: int) -> np.ndarray:
+    """x (B, T, C), start (B,) -> x[b, start[b] : start[b] + count] as (B, count, C)."""
+    if x.shape[0] == 1:  # one stream (the common streaming case): a plain slice
+        s = int(start[0])
+        if 0 <= s and s + count <= x.shape[1]:
+            return x[:, s:s + count]
+    idx = np.clip(start[:, None] + np.arange(count)[None], 0, x.shape[1] - 1)  # (B, count)
+    return x[np.arange(x.shape[0])[:, None], idx]
+
+
+class Model:
+    """The acoustic model: conv front-end -> stacked GRU -> optional lookahead -> CTC head,
+    one ONNX Runtime session of the graph onnx_graph.py builds.
+
+    graph: the serialized ONNX model; fbank: the mel filterbank (201, 80) the model's features
+    are made with; card: the model card; source: the file it came from (the card's language
+    model is relative to it); threads: CPU threads for the session (1, as sherpa-onnx: a
+    streaming step is too small to share, and many streams are better batched).
+    """
+
+    def __init__(self, cfg: ModelConfig, graph: bytes, fbank: np.ndarray, card: dict | None = None,
+                 source: str | None = None, threads: int = 1):
+        import onnxruntime as ort  # imported here: `asr --help` and the file readers need none of it
+
+        self.cfg = cfg
+        self.fbank = np.asarray(fbank, np.float64)
+        self.card = dict(card or {})
+        self.source = source
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3  # errors only: no notes about unused initializers on stderr
+        try:
+            self.session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+        except Exception as err:  # onnxruntime raises its own Fail/InvalidGraph kinds
+            raise ModelError(f"{source or 'model'}: its ONNX graph does not load ({type(err).__name__}: "
+                             f"{str(err).splitlines()[0] if str(err) else ''})") from None
+        self.outputs = [o.name for o in self.session.get_outputs()]
+        self.dims = cfg.hidden_size * (2 if cfg.bidirectional else 1)  # D
+
+    # ------------------------------------------------------------------ features and state
+    def log_mel_frames(self, frames: np.ndarray) -> np.ndarray:
+        """Analysis windows (k, N_FFT) float64 -> this model's log-mel features (k, 80) float32."""
+        return log_mel_frames(frames, self.fbank)
+
+    def init_state(self, batch_size: int = 1) -> StreamState:
+        cfg = self.cfg
+        chans = [cfg.n_mels] + [cfg.conv_channels] * len(cfg.conv_strides)
+        conv = [np.zeros((batch_size, c, cfg.conv_kernel - s), np.float32) for s, c in zip(cfg.conv_strides, chans)]
+        dirs = 2 if cfg.bidirectional else 1
+        gru = np.zeros((cfg.num_layers * dirs, batch_size, cfg.hidden_size), np.float32)
+        ahead = np.zeros((batch_size, cfg.lookahead, self.dims), np.float32)
+        return StreamState(conv, gru, ahead, np.zeros(batch_size, np.int64))
+
+    def output_lengths(self, lengths: np.ndarray) -> np.ndarray:
+        """Whole-utterance output frames for feature lengths (B,)."""
+        for s in self.cfg.conv_strides:
+            lengths = lengths // s
+        return lengths
+
+    # ------------------------------------------------------------------ passes
+    def __call__(self, feats: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Whole utterances, either direction. feats (B, T, 80) log-mel, lengths (B,) ->
+        log-probs (B, U, V), lengths (B,)."""
+        feats = np.asarray(feats, np.float32)
+        log_probs, out_lengths, _ = self._step(feats, lengths, self.init_state(feats.shape[0]), True)
+        return log_probs, out_lengths
+
+    def infer(self, feats: np.ndarray, lengths: np.ndarray, state: StreamState, final: bool = False
+              ) -> tuple[np.ndarray, np.ndarray, StreamState]:
+        """One streaming step. feats (B, T, 80) with lengths (B,) new frames per stream, each a
+        multiple of `cfg.subsampling` unless final; -> (log-probs (B, U', V) of the newly
+        emitted output frames, their counts (B,), the next state). With final=True the
+        remaining lookahead is flushed, as at the end of the whole-utterance pass.
+        """
+        if not self.cfg.streaming:
+            raise ValueError("a bidirectional model cannot stream; use a unidirectional model")
+        return self._step(feats, lengths, state, final)
+
+    def _step(self, feats: np.ndarray, lengths: np.ndarray, state: StreamState, final: bool):
+        feats = np.ascontiguousarray(feats, np.float32)
+        lengths = np.asarray(lengths, np.int64).reshape(-1)
+        B, T, _ = feats.shape
+        if T < self.cfg.subsampling:  # the graph wants a window for every conv: pad past the lengths
+            feats = np.pad(feats, ((0, 0), (0, self.cfg.subsampling - T), (0, 0)))
+        feeds = {"feats": feats, "lengths": lengths, "gru": state.gru}
+        feeds.update((f"conv_{i}", c) for i, c in enumerate(state.conv))
+        k = self.cfg.lookahead
+        if k:
+            feeds["ahead"] = state.ahead
+        out = dict(zip(self.outputs, self.session.run(self.outputs, feeds)))
+        conv = [out[f"conv_{i}_out"] for i in range(len(state.conv))]
+        lengths = self.output_lengths(lengths)
+        if not k:
+            return out["log_probs"], lengths, StreamState(conv, out["gru_out"], state.ahead, state.ahead_fill)
+        # Row p of log_probs is the output at position p of [ahead (k), new outputs]: a stream
+        # emits from its first real pending output, up to its last one with k successors
+        # (or, when final, with the k zeros the whole-utterance pass pads the end with).
+        start = k - state.ahead_fill
+        counts = np.maximum((lengths + k if final else lengths) - start, 0)
+        log_probs = _gather_rows(out["log_probs"], start, int(counts.max()) if B else 0)
+        fill = np.minimum(state.ahead_fill + lengths, k)
+        return log_probs, counts, StreamState(conv, out["gru_out"], out["ahead_out"], fill)
+
+
+# ---------------------------------------------------------------------------- files
+def write_model_file(path: str | os.PathLike, meta: dict, arrays: dict[str, np.ndarray]) -> None:
+    """Write a runtime model file: the arrays and the JSON `meta`, atomically (a temporary file
+    in the same folder renamed over path), readable by everyone."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, meta=np.frombuffer(json.dumps(meta, ensure_ascii=False).encode(), np.uint8), **arrays)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def is_runtime_file(path: str | os.PathLike) -> bool:
+    """True for a runtime model file (a zip archive with a "meta" entry), else False."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            return "meta.npy" in z.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def read_model_file(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:
+    """(meta, arrays) of a runtime model file; ModelError (one line) for anything else."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise ModelError(f"{path}: no such model file")
+    if not is_runtime_file(path):
+        raise ModelError(f"{path}: not an asr runtime model file")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        meta = json.loads(arrays.pop("meta").tobytes().decode())
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise ModelError(f"{path}: corrupt model file ({type(err).__name__}: {err})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ModelError(f"{path}: not an asr runtime model file")
+    if not isinstance(meta.get("version"), int) or meta["version"] > VERSION:
+        raise ModelError(f"{path}: format version {meta.get('version')} is newer than this asr reads ({VERSION}); "
+                         "upgrade asr")
+    if list(meta.get("vocab", [])) != list(VOCAB):
+        raise ModelError(f"{path}: its vocabulary differs from this version's")
+    features = meta.get("features", {})
+    if any(features.get(k) != v for k, v in FEATURES.items()):
+        raise ModelError(f"{path}: its feature settings {features} differ from this version's {FEATURES}")
+    for name, shape in (("onnx", None), ("mel_fbank", (N_FREQS, N_MELS))):
+        if name not in arrays or (shape and arrays[name].shape != shape):
+            raise ModelError(f"{path}: corrupt model file (no {name}" + (f" of shape {shape})" if shape else ")"))
+    return meta, arrays
+
+
+def load(path: str | os.PathLike, threads: int = 1) -> Model:
+    """Load a model file on `threads` CPU threads: a runtime file (numpy and ONNX Runtime
+    only), or a torch .pt model file or training checkpoint (that needs torch and onnx, as
+    training does: it is exported in memory)."""
+    path = os.fspath(path)
+    if _is_torch_file(path):
+        meta, arrays = _export_torch_file(path)
+    else:
+        meta, arrays = read_model_file(path)
+    try:
+        cfg = ModelConfig.from_dict(meta["config"])
+    except (KeyError, ValueError, TypeError) as err:
+        raise ModelError(f"{path}: corrupt model file (config: {err})") from None
+    return Model(cfg, arrays["onnx"].tobytes(), arrays["mel_fbank"], meta.get("card", {}), path, threads)
+
+
+def _is_torch_file(path: str) -> bool:
+    """True for what torch.save writes: a zip archive holding a data.pkl."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            return any(name.endswith("data.pkl") for name in z.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def _export_torch_file(path: str) -> tuple[dict, dict[str, np.ndarray]]:
+    try:
+        from .export import runtime_form
+        from .checkpoint import ModelError as TorchModelError, load_model
+        import onnx  # noqa: F401
+    except ImportError as err:
+        raise ModelError(f"{path}: a torch model file, and {err.name} is not installed here; convert it with "
+                         "`asr export` where torch and onnx are (pip install 'asr[train]')") from None
+    try:
+        return runtime_form(load_model(path))
+    except TorchModelError as err:
+        raise ModelError(str(err)) from None
