@@ -81,9 +81,10 @@ def export(checkpoint: str | os.PathLike, output: str | os.PathLike) -> list[str
 
 def add_export(sub) -> None:
     p = sub.add_parser("export", help="convert a model file or training checkpoint to the runtime form",
-                       description="Write a model file that loads without torch: the weights as numpy arrays, "
-                                   "the mel filterbank, normalisation statistics, config and model card. A "
-                                   "language model the card names is copied beside it.")
+                       description="Write a model file that runs without torch, on ONNX Runtime: the weights and "
+                                   "normalisation statistics as an ONNX graph, the mel filterbank, config and "
+                                   "model card (docs/runtime.md). A language model the card names is copied "
+                                   "beside it. Needs torch and onnx (pip install -e '.[train]').")
     p.add_argument("checkpoint", metavar="CHECKPOINT", help="a model file (.pt) or training checkpoint")
     p.add_argument("-o", "--output", required=True, metavar="MODEL", help="the runtime model file to write")
     p.set_defaults(func=cmd_export)
