@@ -226,7 +226,7 @@ def test_an_upload_does_not_stall_twenty_live_streams(tiny_model, cathy_clips, t
     its replies while it runs (were it decoded on the loop, they would all wait for the whole
     decode). The latency figures: benchmarks/live.py upload."""
     long = tmp_path / "long.wav"
-    x = np.concatenate([np.concatenate([load_audio(p), np.zeros(8000, np.float32)]) for p, _ in cathy_clips] * 12)
+    x = np.concatenate([np.concatenate([load_audio(p), np.zeros(8000, np.float32)]) for p, _ in cathy_clips] * 24)
     sf.write(long, x, 16000, subtype="PCM_16")
     pcms = [audio_pcm(p) for p, _ in cathy_clips]
     chunk = 3200
@@ -261,9 +261,9 @@ def test_an_upload_does_not_stall_twenty_live_streams(tiny_model, cathy_clips, t
         await asyncio.gather(*streams, return_exceptions=True)
         return logs, (up0, up1), status, text
     logs, (up0, up1), status, text = serving(tiny_model, body)
-    assert status == 200 and len(text.split()) > 500
+    assert status == 200 and len(text.split()) > 1000
     upload_s = up1 - up0
-    assert upload_s > 1.0, upload_s  # long enough to tell
+    assert upload_s > 0.8, upload_s  # long enough to tell (3 replies a stream need 0.3 s)
     during = [[lat for sent, lat in log if up0 <= sent <= up1 - 0.3] for log in logs]
     assert all(len(d) >= 3 for d in during), [len(d) for d in during]  # every stream was answered meanwhile
     worst = max(max(d) for d in during)
