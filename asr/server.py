@@ -62,7 +62,7 @@ WEB_TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css",
              ".svg": "image/svg+xml"}
 
 
-TRIM_SECONDS = 5.0  # the worker returns freed memory to the system when idle, at most this often
+TRIM_SECONDS = 5.0  # after this long idle, the worker returns freed memory to the system
 
 
 def release_memory() -> None:
@@ -374,17 +374,20 @@ class StreamingServer:
     async def _work(self) -> None:
         loop = asyncio.get_running_loop()
         carry: list[Job] = []  # jobs with audio left over after their last step
-        trimmed = loop.time()
+        worked = False  # since the last release of memory
         while True:
-            if not carry and not self._jobs and loop.time() - trimmed >= TRIM_SECONDS:
-                # Idle: hand the freed heap back to the system. Streams of every length come and
-                # go, and the batch's tensors change size every tick; glibc keeps what they free,
-                # scattered, and the server's RSS crept up round after round without this
-                # (benchmarks/server_soak.py).
-                await loop.run_in_executor(self._pool, release_memory)
-                trimmed = loop.time()
             if not carry:
-                await self._wake.wait()
+                try:
+                    async with asyncio.timeout(TRIM_SECONDS if worked else None):
+                        await self._wake.wait()
+                except TimeoutError:
+                    # Idle for a while: hand the freed heap back to the system. Streams of every
+                    # length come and go, and the batch's tensors change size every tick; glibc
+                    # keeps what they free, scattered (benchmarks/server_soak.py).
+                    await loop.run_in_executor(self._pool, release_memory)
+                    worked = False
+                    continue
+            worked = True
             self._wake.clear()
             jobs, self._jobs = carry + self._jobs, []
             jobs = [j for j in jobs if not j.conn.closed]
