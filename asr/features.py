@@ -14,26 +14,13 @@ import torch
 import torchaudio
 
 from .audio import HOP_LENGTH, N_FFT, N_MELS, SAMPLE_RATE, WIN_LENGTH
+from .logmel import LOG_FLOOR, frames_of, num_frames  # the framing the torch-free runtime shares
 
-LOG_FLOOR = 1e-10  # power floor before log: digital silence -> log(1e-10) = -23.0
 
 _FBANK = torchaudio.functional.melscale_fbanks(
     n_freqs=N_FFT // 2 + 1, f_min=20.0, f_max=SAMPLE_RATE / 2, n_mels=N_MELS,
     sample_rate=SAMPLE_RATE, norm=None, mel_scale="htk").to(torch.float64)  # (201, 80)
 _WINDOW = torch.hann_window(WIN_LENGTH, periodic=True, dtype=torch.float64)
-
-
-def num_frames(n_samples: int) -> int:
-    """Feature frames in a signal of n_samples samples."""
-    return 0 if n_samples < N_FFT else 1 + (n_samples - N_FFT) // HOP_LENGTH
-
-
-def frames_of(x: np.ndarray) -> np.ndarray:
-    """float64 samples (n,) -> the complete analysis windows (num_frames(n), N_FFT), a strided view."""
-    n = num_frames(len(x))
-    if n == 0:
-        return np.zeros((0, N_FFT), np.float64)
-    return np.lib.stride_tricks.sliding_window_view(x[: (n - 1) * HOP_LENGTH + N_FFT], N_FFT)[::HOP_LENGTH]
 
 
 def log_mel_frames(frames: np.ndarray) -> torch.Tensor:
