@@ -19,9 +19,10 @@ TOOLS = ("pulseaudio", "pactl", "pacat", "paplay", "parec")
 # ----------------------------------------------------------------------------- the virtual microphone
 class VirtualMic:
     """PulseAudio in user mode with a null sink `vmic` whose monitor is the default source;
-    all its state in one temporary folder; stopped by the PIDs it started."""
+    all its state in one temporary folder; stopped by the PIDs it started. rate: the sink's (and
+    so the microphone's) sample rate in Hz; PulseAudio resamples what is played at another."""
 
-    def __init__(self):
+    def __init__(self, rate: int = 16000):
         self.dir = tempfile.mkdtemp(prefix="vmic-")
         d = self.dir
         self.env = dict(os.environ, HOME=f"{d}/home", XDG_RUNTIME_DIR=f"{d}/xdg", PULSE_SERVER=f"unix:{d}/pulse.sock",
@@ -30,7 +31,7 @@ class VirtualMic:
         os.makedirs(f"{d}/xdg", mode=0o700)
         with open(f"{d}/vmic.pa", "w") as f:
             f.write(f"load-module module-native-protocol-unix auth-anonymous=1 socket={d}/pulse.sock\n"
-                    "load-module module-null-sink sink_name=vmic rate=16000 channels=1\n"
+                    f"load-module module-null-sink sink_name=vmic rate={rate} channels=1\n"
                     "set-default-sink vmic\nset-default-source vmic.monitor\n")
         self.procs = []
 
@@ -96,13 +97,13 @@ def read_with_timeout(pipe, n: int, timeout: float) -> bytes:
         return b""
 
 
-def start_virtual_mic(apt: str) -> VirtualMic:
-    """A started VirtualMic; skips the test, saying why, where PulseAudio cannot start (apt: the
-    packages to install, for the message)."""
+def start_virtual_mic(apt: str, rate: int = 16000) -> VirtualMic:
+    """A started VirtualMic at rate Hz; skips the test, saying why, where PulseAudio cannot start
+    (apt: the packages to install, for the message)."""
     missing = [t for t in TOOLS if shutil.which(t) is None]
     if missing:
         pytest.skip(f"no audio stack to test with: {', '.join(missing)} not installed ({apt})")
-    mic = VirtualMic()
+    mic = VirtualMic(rate)
     try:
         mic.start()
     except (RuntimeError, OSError) as err:
