@@ -16,7 +16,8 @@ What is compared, and why it can be compared exactly:
   Firefox's own AudioWorklet faster than real time: the recording, upsampled, rendered through
   it in an OfflineAudioContext, must come back as the recording (correlation >= 0.999) and
   give the same text.
-- A chosen file goes through the HTTP API; a connection that fails is said plainly with Retry.
+- A chosen file goes through the HTTP API; audio the page cannot use and a connection that fails
+  are said plainly, the latter with Retry.
 
 Set ASR_PAGE_SCREENSHOT_FIREFOX=PATH to keep a screenshot of the page in use."""
 import base64
@@ -73,12 +74,12 @@ class BiDi:
         with open(f"{self.dir}/profile/user.js", "w") as f:
             for name, value in PREFS.items():
                 f.write(f"user_pref({json.dumps(name)}, {json.dumps(value)});\n")
-        self.log = open(f"{self.dir}/firefox.log", "w+")
+        self.log = open(f"{self.dir}/firefox.log", "a+")  # appending: Firefox shares its offset
         self.closing = ExitStack()
         self.ws = None
         self.proc = subprocess.Popen(  # port 0: Firefox picks one and prints it
             [FIREFOX, "--headless", "--no-remote", "--profile", f"{self.dir}/profile", "--remote-debugging-port", "0",
-             "--window-size", f"{size[0]},{size[1]}", "about:blank"],
+             "about:blank"],
             env=env, stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
         try:
             url = None
@@ -96,6 +97,7 @@ class BiDi:
             self.call("session.new", capabilities={})
             self.call("session.subscribe", events=["log.entryAdded"])
             self.context = self.call("browsingContext.getTree")["contexts"][0]["context"]
+            self.call("browsingContext.setViewport", context=self.context, viewport={"width": size[0], "height": size[1]})
         except BaseException:
             self.close()
             raise
@@ -308,6 +310,13 @@ def test_the_page_in_firefox_transcribes_its_microphone_and_a_chosen_file(tiny_l
         browser.screenshot(shot)
         if os.environ.get("ASR_PAGE_SCREENSHOT_FIREFOX"):
             shutil.copy(shot, os.environ["ASR_PAGE_SCREENSHOT_FIREFOX"])
+
+        # audio the page cannot use is said plainly (not "Connecting…" for ever)
+        browser.js("(window.RealNode = AudioWorkletNode, window.AudioWorkletNode = function () { throw new Error('no worklet'); }, 0)")
+        browser.click("#start")
+        assert wait_for(lambda: state() == "idle" and "Cannot use the microphone's audio: no worklet" in problem(), 30), \
+            (state(), status(), problem())
+        browser.js("(window.AudioWorkletNode = window.RealNode, 0)")
 
         # a connection that fails is shown plainly and can be retried
         browser.click("#start")
