@@ -10,11 +10,11 @@ What is compared, and why it can be compared exactly:
   cross-correlation 1.0000, no sample different), and the page's lines must be word for word
   what `asr transcribe --stream` gives for the recording. (With the device at 44.1 kHz Firefox
   ran its graph at 48 kHz and resampled the microphone with drift correction: on the loaded
-  2-core machine the audio arrived with a few to 70 ms dropped now and then, and one run in
-  three heard "shalli" for "shall i". That is Firefox's and the machine's, not the page's.)
+  2-core machine a few ms of audio went missing now and then and the text could differ by a
+  letter; docs/live.md has the figures.)
 - The worklet's resampling (what real microphones at 44.1 and 48 kHz go through) is checked in
   Firefox's own AudioWorklet faster than real time: the recording, upsampled, rendered through
-  it in an OfflineAudioContext, must come back as the recording (correlation >= 0.999) and
+  it in an OfflineAudioContext, must come back as the recording (correlation > 0.999) and
   give the same text.
 - A chosen file goes through the HTTP API; audio the page cannot use and a connection that fails
   are said plainly, the latter with Retry.
