@@ -27,10 +27,11 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
 # System packages: PortAudio for the microphone, a C++ compiler for the kenlm module, and for
 # the tests a PulseAudio virtual microphone, ffmpeg (asr reads .m4a, .webm, ... through it where
-# it is installed; the tests make such files with it) and headless Chromium with its WebDriver
-# (the page of `asr serve` in a real browser).
+# it is installed; the tests make such files with it), headless Chromium with its WebDriver and
+# Firefox ESR (the page of `asr serve` in two real browsers; Firefox is driven over the
+# WebDriver BiDi protocol it speaks itself, so it needs no geckodriver).
 packages=(python3-venv python3-dev build-essential libsndfile1 libportaudio2)
-if [ "$dev" = 1 ]; then packages+=(pulseaudio pulseaudio-utils libasound2-plugins sox ffmpeg chromium chromium-driver); fi
+if [ "$dev" = 1 ]; then packages+=(pulseaudio pulseaudio-utils libasound2-plugins sox ffmpeg chromium chromium-driver firefox-esr); fi
 source scripts/apt.sh
 apt_install "${packages[@]}" || echo "setup.sh: carrying on without these system packages" >&2
 

@@ -77,6 +77,16 @@ def test_setup_and_ci_install_from_the_lock():
     assert "scripts/setup.sh --dev" in (REPO / ".ci" / "run").read_text()
 
 
+def test_setup_dev_installs_what_the_skipping_tests_need():
+    """The browser and microphone tests skip where their programs are missing: setup.sh --dev
+    (which CI runs) installs them all, so that there they run."""
+    setup = (REPO / "scripts" / "setup.sh").read_text()
+    dev = re.search(r'^if \[ "\$dev" = 1 \]; then packages\+=\(([^)]*)\); fi$', setup, re.M)
+    assert dev, "setup.sh: no line adding the --dev system packages"
+    needed = {"pulseaudio", "pulseaudio-utils", "libasound2-plugins", "chromium", "chromium-driver", "firefox-esr"}
+    assert needed <= set(dev.group(1).split()), needed - set(dev.group(1).split())
+
+
 # --------------------------------------------------------------------------- a broken torch pair
 @pytest.fixture
 def broken_torchaudio(tmp_path) -> dict:

@@ -7,13 +7,10 @@ be started. The rest (the live loop, the displays, the microphone's bookkeeping)
 """
 import io
 import json
-import os
 import queue
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from types import SimpleNamespace
@@ -30,102 +27,13 @@ from asr.mic import Microphone, MicError
 from asr.streaming import Recognizer
 from asr.transcribe import transcribe
 
-from conftest import REPO
+from virtual_mic import VirtualMic, start_virtual_mic
 
-TOOLS = ("pulseaudio", "pactl", "pacat", "paplay", "parec")
 APT = "apt-get install pulseaudio pulseaudio-utils libasound2-plugins libportaudio2"
 
 
-# ----------------------------------------------------------------------------- the virtual microphone
-class VirtualMic:
-    """PulseAudio in user mode with a null sink `vmic` whose monitor is the default source;
-    all its state in one temporary folder; stopped by the PIDs it started."""
-
-    def __init__(self):
-        self.dir = tempfile.mkdtemp(prefix="vmic-")
-        d = self.dir
-        self.env = dict(os.environ, HOME=f"{d}/home", XDG_RUNTIME_DIR=f"{d}/xdg", PULSE_SERVER=f"unix:{d}/pulse.sock",
-                        PYTHONPATH=str(REPO))
-        os.makedirs(f"{d}/home")
-        os.makedirs(f"{d}/xdg", mode=0o700)
-        with open(f"{d}/vmic.pa", "w") as f:
-            f.write(f"load-module module-native-protocol-unix auth-anonymous=1 socket={d}/pulse.sock\n"
-                    "load-module module-null-sink sink_name=vmic rate=16000 channels=1\n"
-                    "set-default-sink vmic\nset-default-source vmic.monitor\n")
-        self.procs = []
-
-    def _spawn(self, *cmd, **kw):
-        proc = subprocess.Popen(cmd, env=self.env, stdin=subprocess.DEVNULL, **kw)
-        self.procs.append(proc)
-        return proc
-
-    def start(self) -> None:
-        self.pulse = self._spawn("pulseaudio", "-n", "-F", f"{self.dir}/vmic.pa", "--daemonize=no",
-                                 "--exit-idle-time=-1", f"--log-target=file:{self.dir}/pa.log",
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while subprocess.run(["pactl", "info"], env=self.env, capture_output=True).returncode != 0:
-            if self.pulse.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"PulseAudio did not start: {self.log_tail()}")
-            time.sleep(0.05)
-        # keep-alive: a silent stream keeps the sink running (else the first 0.6-2 s are lost)
-        self._spawn("pacat", "-p", "--device=vmic", "--format=s16le", "--rate=16000", "--channels=1",
-                    "--latency-msec=20", "/dev/zero", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        # warm-up gate: wait until the monitor really delivers data
-        rec = self._spawn("parec", "-d", "vmic.monitor", "--raw", "--format=s16le", "--rate=16000", "--channels=1",
-                          "--latency-msec=20", stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        got = read_with_timeout(rec.stdout, 640, 10)
-        rec.kill()
-        rec.wait()
-        rec.stdout.close()
-        if len(got) < 640:
-            raise RuntimeError(f"the virtual microphone delivers no audio: {self.log_tail()}")
-
-    def play(self, path, timeout=60) -> None:
-        subprocess.run(["paplay", "--device=vmic", str(path)], env=self.env, timeout=timeout, check=True)
-
-    def kill_pulseaudio(self) -> None:
-        self.pulse.terminate()
-        self.pulse.wait(timeout=10)
-
-    def log_tail(self) -> str:
-        try:
-            with open(f"{self.dir}/pa.log") as f:
-                return " | ".join(f.read().strip().splitlines()[-3:])
-        except OSError:
-            return "(no log)"
-
-    def stop(self) -> None:
-        for proc in reversed(self.procs):
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
-def read_with_timeout(pipe, n: int, timeout: float) -> bytes:
-    out = queue.Queue()
-    threading.Thread(target=lambda: out.put(pipe.read(n)), daemon=True).start()
-    try:
-        return out.get(timeout=timeout)
-    except queue.Empty:
-        return b""
-
-
 def start_vmic() -> VirtualMic:
-    missing = [t for t in TOOLS if shutil.which(t) is None]
-    if missing:
-        pytest.skip(f"no audio stack to test with: {', '.join(missing)} not installed ({APT})")
-    mic = VirtualMic()
-    try:
-        mic.start()
-    except (RuntimeError, OSError) as err:
-        mic.stop()
-        pytest.skip(f"the virtual microphone could not be started: {err}")
+    mic = start_virtual_mic(APT)
     probe = subprocess.run([sys.executable, "-c", "import sounddevice"], env=mic.env, capture_output=True, text=True)
     if probe.returncode != 0:
         mic.stop()

@@ -92,24 +92,34 @@ async function start() {
   s.ws = ws;
   ws.onmessage = onMessage;
   ws.onopen = () => {
-    ws.send(JSON.stringify({config: {sample_rate: RATE}}));
-    s.node = new AudioWorkletNode(s.ctx, "pcm16",
-      {numberOfInputs: 1, numberOfOutputs: 0, processorOptions: {targetRate: RATE, chunk: RATE / 10}});
-    s.node.port.onmessage = (e) => {
-      if (e.data === "flushed") {
-        if (ws.readyState === WebSocket.OPEN) ws.send('{"eof" : 1}');
-      } else if (ws.readyState === WebSocket.OPEN) {
-        ws.send(e.data);
-      }
-    };
-    s.ctx.createMediaStreamSource(s.media).connect(s.node);
+    try {
+      ws.send(JSON.stringify({config: {sample_rate: RATE}}));
+      s.node = new AudioWorkletNode(s.ctx, "pcm16",
+        {numberOfInputs: 1, numberOfOutputs: 0, processorOptions: {targetRate: RATE, chunk: RATE / 10}});
+      s.node.port.onmessage = (e) => {
+        if (e.data === "flushed") {
+          if (ws.readyState === WebSocket.OPEN) ws.send('{"eof" : 1}');
+        } else if (ws.readyState === WebSocket.OPEN) {
+          ws.send(e.data);
+        }
+      };
+      // (Firefox refuses to connect a microphone whose rate is not the AudioContext's, for one)
+      s.ctx.createMediaStreamSource(s.media).connect(s.node);
+    } catch (err) {                        // said plainly, instead of "Connecting…" for ever
+      s.failure = `Cannot use the microphone's audio: ${err.message || err}`;
+      ws.close(1000);
+      return;
+    }
     setState("listening", `Listening (${s.ctx.sampleRate} Hz, sent as 16 kHz). Press Stop when done.`);
   };
   ws.onclose = (e) => {
     const expected = s.stopping && e.code === 1000;
     cleanup(s);
     if (session === s) session = null;
-    if (expected) {
+    if (s.failure) {
+      setState("idle", "");
+      showProblem(s.failure);
+    } else if (expected) {
       setState("idle", "Stopped. Press the button to listen again.");
     } else {
       setState("closed", "");
