@@ -20,7 +20,7 @@ from dataclasses import asdict
 import numpy as np
 
 from . import onnx_graph
-from .runtime import FEATURES, FORMAT, VERSION, ModelError, write_model_file
+from .runtime import FEATURES, FORMAT, VERSION, ModelError, is_runtime_file, write_model_file
 from .text import VOCAB
 
 
@@ -49,12 +49,11 @@ def export(checkpoint: str | os.PathLike, output: str | os.PathLike) -> list[str
     (the model, and the card's language model files when they had to be copied beside it)."""
     import torch
 
-    from .checkpoint import ModelError as TorchModelError, load_model, read_payload
-    try:
-        payload = read_payload(checkpoint)
-        model = load_model(checkpoint)
-    except TorchModelError as err:
-        raise ModelError(str(err)) from None
+    from .checkpoint import load_model, read_payload
+    if is_runtime_file(checkpoint):
+        raise ModelError(f"{checkpoint}: already a runtime model file; `asr export` converts a torch model file (.pt)")
+    payload = read_payload(checkpoint)
+    model = load_model(checkpoint)
     half = any(v.dtype == torch.float16 for v in payload["state_dict"].values())
     meta, arrays = runtime_form(model, half=half)
     written = []
