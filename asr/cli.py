@@ -321,8 +321,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser(argv).parse_args(argv)
         if args.command in NEED_TORCH:
-            from .deps import require_torch
-            require_torch(f"asr {args.command}")
+            from .deps import torch_problem
+            problem = torch_problem(f"asr {args.command}")
+            if problem:
+                error(problem)
+                return EXIT_USAGE
         return args.func(args) or 0
     except KeyboardInterrupt:  # Ctrl-C, also while torch or the model loads: no traceback
         return 130

@@ -14,7 +14,6 @@ without importing the package (scripts/setup.sh and .ci/run do; -P keeps asr/ of
 """
 from __future__ import annotations
 
-import importlib.metadata
 import os
 import re
 import shlex
@@ -25,6 +24,7 @@ PAIR = ("torch", "torchaudio")
 
 
 def installed_version(name: str) -> str | None:
+    import importlib.metadata  # here: `asr --help` need not wait for it
     try:
         return importlib.metadata.version(name)
     except importlib.metadata.PackageNotFoundError:
@@ -40,6 +40,7 @@ def _requirements() -> list[str]:
         with open(pyproject, "rb") as f:
             project = tomllib.load(f).get("project", {})
         return project.get("dependencies", []) + project.get("optional-dependencies", {}).get("train", [])
+    import importlib.metadata
     try:
         return importlib.metadata.requires("asr") or []
     except importlib.metadata.PackageNotFoundError:
