@@ -79,7 +79,7 @@ def warnings_on_stderr() -> None:
 def cmd_evaluate(args) -> int:
     from tqdm import tqdm
 
-    from .data import ManifestReport, read_manifest
+    from .manifest import ManifestReport, read_manifest
     from .evaluate import evaluate
     warnings_on_stderr()
     report = ManifestReport()
@@ -232,7 +232,7 @@ def add_tune_lm(sub) -> None:
 def cmd_tune_lm(args) -> int:
     from tqdm import tqdm
 
-    from .data import ManifestReport, read_manifest
+    from .manifest import ManifestReport, read_manifest
     from .evaluate import tune_lm, utterance_log_probs
     search = make_beam_search(args)  # checks the LM before the long part
     model = load_model_or_exit(args, offline=True)  # whole utterances, as `asr transcribe` scores files
