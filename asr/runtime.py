@@ -336,6 +336,6 @@ def _export_torch_file(path: str) -> tuple[dict, dict[str, np.ndarray]]:
         import onnx  # noqa: F401
         import torch  # noqa: F401
     except ImportError as err:
-        raise ModelError(f"{path}: a torch model file, and {err.name} is not installed here; convert it with "
+        raise ModelError(f"{path}: a torch model file, and {err.name or 'torch'} is not installed here; convert it with "
                          "`asr export` where torch and onnx are (pip install 'asr[train]')") from None
     return runtime_form(load_model(path))

@@ -92,6 +92,10 @@ def test_the_cli_transcribes_the_sample_without_torch_as_the_torch_model_does(no
     assert run(env, "models").returncode == 0
     assert attempts.read_text() == ""  # nothing even tried to import torch
 
+    # a torch model file needs torch: one line saying to convert it
+    pt = run(env, "transcribe", SAMPLE, "--model", REPO / "tests" / "data" / "tiny_uni.pt")
+    assert pt.returncode == 2 and pt.stderr.count("\n") == 1 and "asr export" in pt.stderr, pt.stderr
+
 
 def test_serve_answers_a_vosk_client_without_torch(no_torch):
     from asr import runtime
