@@ -331,10 +331,11 @@ def _is_torch_file(path: str) -> bool:
 
 def _export_torch_file(path: str) -> tuple[dict, dict[str, np.ndarray]]:
     try:
-        from .export import runtime_form
-        from .checkpoint import load_model
-        import onnx  # noqa: F401
         import torch  # noqa: F401
+        import onnx  # noqa: F401
+
+        from .checkpoint import load_model
+        from .export import runtime_form
     except ImportError as err:
         raise ModelError(f"{path}: a torch model file, and {err.name or 'torch'} is not installed here; convert it with "
                          "`asr export` where torch and onnx are (pip install 'asr[train]')") from None

@@ -28,10 +28,10 @@ def make_decoder_factory(model: Model, decoder: Callable[[], Decoder] | None) ->
     return decoder or (lambda: GreedyDecoder(frame_seconds, time_offset(model)))
 
 
-def transcribe(model: Model, path: str | os.PathLike, decoder: Callable[[], Decoder] | None = None,
+def transcribe(model: Model, audio: str | os.PathLike | np.ndarray, decoder: Callable[[], Decoder] | None = None,
                chunk_ms: float | None = None, on_progress: Callable[[float], None] | None = None,
                endpoint: EndpointConfig | None = EndpointConfig()) -> Result:
-    """Transcribe one audio file.
+    """Transcribe one audio file, or 16 kHz mono float samples already in memory (an array).
 
     decoder: factory of decoders (greedy by default). chunk_ms: feed the audio through a
     streaming recogniser in chunks of this many milliseconds, as a microphone would
@@ -44,7 +44,10 @@ def transcribe(model: Model, path: str | os.PathLike, decoder: Callable[[], Deco
     AcousticModel is converted first).
     """
     model = as_runtime(model)
-    blocks = iter_blocks(path)
+    if isinstance(audio, np.ndarray):
+        blocks = iter([np.asarray(audio, dtype=np.float32).reshape(-1)])
+    else:
+        blocks = iter_blocks(audio)
     if model.cfg.streaming:
         return _transcribe_streaming(model, blocks, decoder, chunk_ms, on_progress, endpoint)
     if chunk_ms:
@@ -54,12 +57,8 @@ def transcribe(model: Model, path: str | os.PathLike, decoder: Callable[[], Deco
 
 def transcribe_array(model: Model, samples: np.ndarray, decoder: Callable[[], Decoder] | None = None,
                      endpoint: EndpointConfig | None = EndpointConfig()) -> Result:
-    """Transcribe 16 kHz mono float samples already in memory."""
-    model = as_runtime(model)
-    blocks = iter([np.asarray(samples, dtype=np.float32)])
-    if model.cfg.streaming:
-        return _transcribe_streaming(model, blocks, decoder, None, None, endpoint)
-    return _transcribe_windows(model, blocks, make_decoder_factory(model, decoder), None)
+    """transcribe() of samples in memory (kept for callers of the earlier name)."""
+    return transcribe(model, np.asarray(samples, dtype=np.float32), decoder, endpoint=endpoint)
 
 
 def _transcribe_streaming(model, blocks, decoder, chunk_ms, on_progress, endpoint) -> Result:

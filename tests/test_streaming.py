@@ -101,6 +101,15 @@ def test_real_speech_streams_to_the_offline_text(tiny_model, cathy_clips):
             assert stream.finalize().text == offline
 
 
+def test_transcribe_takes_a_file_or_its_samples(tiny_model, cathy_clips):
+    from asr.audio import load_audio
+    from asr.transcribe import transcribe
+    path, text = cathy_clips[1]
+    from_file, from_array = transcribe(tiny_model, path), transcribe(tiny_model, load_audio(path))
+    assert from_file.to_dict() == from_array.to_dict() == transcribe_array(tiny_model, load_audio(path)).to_dict()
+    assert from_file.text == text
+
+
 def test_partials_grow_towards_the_final_text(tiny_model, cathy_clips):
     from asr.audio import load_audio
     path, text = cathy_clips[0]
