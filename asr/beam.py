@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .decoding import GreedyDecoder, Word, words_from_tokens
-from .lm import arpa_unigrams
+from .lm import LMError, load_language_model  # noqa: F401 (both stay importable from here, as before)
 from .text import BLANK_ID, SPACE_ID, VOCAB, encode, normalize
 
 # pyctcdecode warns about small unigram lists and ARPA loading through `logging`; our own
@@ -33,10 +33,6 @@ DEFAULT_ALPHA = 0.5  # language model weight (tune with `asr tune-lm`)
 DEFAULT_BETA = 1.0  # word insertion bonus
 DEFAULT_HOTWORD_WEIGHT = 10.0  # natural-log bonus per hotword (pyctcdecode's default)
 MIN_LOGP = math.log(1e-15)  # log-probs are clipped here, as pyctcdecode does
-
-
-class LMError(Exception):
-    """A language model file that is missing or unusable; str() is one line "PATH: reason"."""
 
 
 @dataclass(frozen=True)
@@ -62,132 +58,6 @@ def parse_hotword(spec: str) -> tuple[str, float]:
     if not math.isfinite(value):
         raise ValueError(f"hotword {spec!r}: weight must be finite")
     return text, value
-
-
-# --------------------------------------------------------------------------- language model
-def _kenlm_reason(message: str) -> str:
-    """KenLM's long C++ exception text -> its human part, on one line."""
-    m = re.search(r"threw \w+\.?\s*(?:because `[^']*'\.?\s*)?(.*?)\)?$", message, re.S) \
-        or re.search(r"^Cannot read model '.*?' \((.*)\)$", message, re.S)
-    reason = (m.group(1) if m else message).strip()
-    reason = re.sub(r"(at byte (\d+))\s*Byte: \2", r"\1", reason)
-    reason = re.sub(r"\.?\s*Byte: (\d+)\.?$", r" (at byte \1)", reason)
-    reason = "".join(c if c.isprintable() else " " for c in reason)
-    reason = " ".join(reason.split()) or "unreadable"
-    return reason if len(reason) <= 200 else reason[:197] + "..."
-
-
-def _read_unigrams(path: str) -> list[str] | None:
-    """The 1-gram words of an ARPA file (gzipped or not), or of a `PATH.vocab` file (one word
-    a line) beside a KenLM binary; None when there are neither."""
-    vocab = path + ".vocab"
-    if os.path.exists(vocab):
-        with open(vocab, encoding="utf-8", errors="replace") as f:
-            return [w for w in (line.strip() for line in f) if w]
-    return arpa_unigrams(path)
-
-
-def _make_language_model(kenlm_model, unigrams: list[str] | None, alpha: float, beta: float):
-    """pyctcdecode's LanguageModel over a KenLM model, with two changes: an upper-case LM
-    (such as LibriSpeech's) is queried in upper case, since our transcripts are lower case;
-    and it can start from a given context (`state_after`)."""
-    import kenlm
-    from pyctcdecode.constants import LOG_BASE_CHANGE_FACTOR
-    from pyctcdecode.language_model import LanguageModel
-
-    specials = {"<s>", "</s>", "<unk>", "<UNK>"}
-    words = [w for w in unigrams or [] if w not in specials]
-    upper = bool(words) and sum(w.isupper() for w in words) > 0.5 * len(words)
-    lm_case = str.upper if upper else str
-
-    class CasedLanguageModel(LanguageModel):
-        def score(self, prev_state, word, is_last_word=False):
-            if not word:  # a hypothesis ending in a space: no word to score (pyctcdecode scores <unk>)
-                end = self._get_raw_end_score(prev_state) if is_last_word else 0.0
-                return self.alpha * end * LOG_BASE_CHANGE_FACTOR, prev_state
-            state = kenlm.State()
-            lm_word = lm_case(word)
-            score = self._kenlm_model.BaseScore(prev_state, lm_word, state)
-            if (self._unigram_set and word not in self._unigram_set) or lm_word not in self._kenlm_model:
-                score += self.unk_score_offset
-            if is_last_word:
-                score += self._get_raw_end_score(state)
-            return self.alpha * score * LOG_BASE_CHANGE_FACTOR + self.beta, state
-
-        def state_after(self, context: list[str]):
-            """The KenLM state after <s> and these words (only the last order-1 matter)."""
-            state = self.get_start_state()
-            for w in context[-(self.order - 1):] if self.order > 1 else []:
-                out = kenlm.State()
-                self._kenlm_model.BaseScore(state, lm_case(w), out)
-                state = out
-            return state
-
-    lm = CasedLanguageModel(kenlm_model, None, alpha=alpha, beta=beta)
-    known = {w.lower() for w in words if w in kenlm_model}
-    lm._unigram_set = known  # what pyctcdecode's constructor would set from lower-case words
-    lm._char_trie = _Prefixes(known) if known else None
-    return lm
-
-
-class _Prefixes:
-    """What pyctcdecode's LanguageModel asks of its pygtrie.CharTrie of the known words: whether a
-    partial word is a prefix of one (`has_node(p) == 0`: it is not). A set of every prefix
-    answers the same and is built in a blink, where the trie of a 26 000-word LM took about a
-    second, most of a short file's `asr transcribe`."""
-
-    def __init__(self, words):
-        self._prefixes = {w[:i] for w in words for i in range(len(w) + 1)}
-
-    def has_node(self, prefix: str) -> int:
-        return 2 if prefix in self._prefixes else 0  # pygtrie: 2 = a node with children (a prefix); 0 = none
-
-
-def load_language_model(path: str | os.PathLike, alpha: float = DEFAULT_ALPHA, beta: float = DEFAULT_BETA):
-    """Load an ARPA or KenLM binary model for the beam search. Raises LMError (one line)."""
-    import kenlm
-
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise LMError(f"{path}: no such language model file")
-    if os.path.isdir(path):
-        raise LMError(f"{path}: is a folder, not a language model file")
-    if os.path.getsize(path) == 0:
-        raise LMError(f"{path}: empty file, not a language model")
-    with open(path, "rb") as f:
-        head = f.read(32)
-    if head.startswith(b"Trie Language Model"):
-        raise LMError(f"{path}: a pocketsphinx model; convert it with `asr lm convert-pocketsphinx {path} -o LM.arpa`")
-    config = kenlm.Config()
-    config.show_progress = False
-    config.arpa_complain = kenlm.ARPALoadComplain.NONE
-    try:
-        with _quiet_stderr():
-            model = kenlm.Model(path, config)
-    except (OSError, RuntimeError, ValueError) as err:
-        raise LMError(f"{path}: not a usable ARPA or KenLM binary language model: {_kenlm_reason(str(err))}") from None
-    try:
-        unigrams = _read_unigrams(path)
-    except OSError as err:
-        raise LMError(f"{path}: {err.strerror or err}") from None
-    return _make_language_model(model, unigrams, alpha, beta)
-
-
-class _quiet_stderr:
-    """Silence file descriptor 2 (KenLM prints loading notes from C++)."""
-
-    def __enter__(self):
-        import sys
-        sys.stderr.flush()
-        self.saved = os.dup(2)
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 2)
-        os.close(devnull)
-
-    def __exit__(self, *exc):
-        os.dup2(self.saved, 2)
-        os.close(self.saved)
-        return False
 
 
 # --------------------------------------------------------------------------- hotwords

@@ -189,7 +189,8 @@ def cmd_lm_build(args) -> int:
 
 
 def cmd_lm_convert_pocketsphinx(args) -> int:
-    from .lm import LMBuildError, convert_pocketsphinx
+    from .lm import LMBuildError
+    from .pocketsphinx_lm import convert_pocketsphinx
     try:
         stats = convert_pocketsphinx(args.output, args.source, spellable_only=not args.all_words)
     except (LMBuildError, OSError) as err:

@@ -134,7 +134,7 @@ def test_parse_hotword():
 
 def test_lm_context_carries_over_segments(cathy_lm):
     import kenlm
-    lm = load_language_model(cathy_lm)
+    lm = load_language_model(cathy_lm, 0.5, 1.0)
     model = lm._kenlm_model
     # scoring from the context state equals KenLM's own conditional score
     state = lm.state_after(["the", "danger"])
@@ -262,7 +262,7 @@ def test_bad_lm_is_one_clear_line(cli, tmp_path, cathy_clips, tiny_model_path, c
     elif content is not None:
         lm.write_bytes(content)
     with pytest.raises(LMError) as err:
-        load_language_model(lm)
+        load_language_model(lm, 0.5, 1.0)
     message = str(err.value)
     assert "\n" not in message and message.startswith(f"{lm}: ") and reason in message
     if run_cli:  # and as the command line shows it
