@@ -120,7 +120,9 @@ def add_serve(sub) -> None:
                                    "(ws://HOST:PORT/, Vosk clients work unchanged; many connections share one "
                                    "batched model), a live-transcription page for the browser (http://HOST:PORT/), "
                                    "and the OpenAI-style HTTP API (POST /v1/audio/transcriptions, GET /v1/models), "
-                                   "which transcribes a file as `asr transcribe` does. See docs/live.md.")
+                                   "which transcribes a file as `asr transcribe` does (with the bundled offline "
+                                   "model unless --model names one; live audio gets the streaming model). "
+                                   "See docs/live.md.")
     p.add_argument("--host", default=d.host, help=f"address to bind (default: {d.host}; 0.0.0.0 for all)")
     p.add_argument("--port", type=int, default=d.port, help=f"port (default: {d.port}; 0 picks a free one)")
     p.add_argument("--sample-rate", type=int, default=d.sample_rate, metavar="HZ",
@@ -143,6 +145,20 @@ def add_serve(sub) -> None:
     p.set_defaults(func=cmd_serve)
 
 
+def upload_models(args, rec) -> list:
+    """The models the HTTP API transcribes files with, the default first: as `asr transcribe`
+    picks, the bundled offline model where --model is not given and it is bundled, and the live
+    (streaming) model; with --model, that model alone."""
+    from .checkpoint import BUNDLED, bundled_model_path
+    from .openai_api import FileModel
+    live = FileModel(rec.model, rec.make_decoder, rec.endpoint,
+                     id=args.model if args.model in BUNDLED else None if args.model else "streaming")
+    if args.model is not None or bundled_model_path("offline") is None:
+        return [live]
+    offline = load_model_or_exit(args, offline=True)
+    return [FileModel(offline, make_decoder(args, offline), rec.endpoint, id="offline"), live]
+
+
 def cmd_serve(args) -> int:
     import logging
 
@@ -161,6 +177,7 @@ def cmd_serve(args) -> int:
     endpoint = endpoint_config_or_exit(args)
     model = streaming_model_or_exit(args)
     rec = Recognizer(model, make_decoder(args, model), endpoint=endpoint)
+    files = upload_models(args, rec)
     config = ServerConfig(host=args.host, port=args.port, sample_rate=args.sample_rate,
                           max_connections=args.max_connections, idle_timeout=args.idle_timeout,
                           max_message=args.max_message, stall_timeout=args.stall_timeout,
@@ -171,7 +188,7 @@ def cmd_serve(args) -> int:
         print(f"asr: serving on ws://{web} (Vosk protocol), http://{web}/ (the page) and http://{web}/v1 "
               "(OpenAI-style API); Ctrl-C to stop", file=sys.stderr, flush=True)
     try:
-        serve(rec, config, on_ready=ready)
+        serve(rec, config, on_ready=ready, files=files)
     except OSError as err:  # the port is taken, the address is not ours, ...
         error(f"cannot serve on {args.host}:{args.port}: {err.strerror or err}")
         return EXIT_USAGE

@@ -110,10 +110,15 @@ def cmd_evaluate(args) -> int:
             print("worst utterances:")
             for r in result["worst"]:
                 print(f"  {r['id']}  WER={100 * r['wer']:.0f}% errors={r['errors']}\n    ref: {r['ref']}\n    hyp: {r['hyp']}")
-    if result["skipped"]:
-        files = result["skipped"] - rows
-        print(f"asr: skipped {result['skipped']} utterance(s) ({rows} manifest row(s), {files} unreadable audio "
-              f"file(s)); the scores are of the other {result['utterances']}", file=sys.stderr)
+    return skipped_status(rows, result["skipped"] - rows, result["utterances"])
+
+
+def skipped_status(rows: int, files: int, scored: int) -> int:
+    """Exit status of a scoring command: 1 with a count on stderr where rows or files were
+    skipped (as `asr transcribe` exits for a bad input), else 0."""
+    if rows or files:
+        print(f"asr: skipped {rows + files} utterance(s) ({rows} manifest row(s), {files} unreadable audio "
+              f"file(s)); the scores are of the other {scored}", file=sys.stderr)
         return EXIT_FAILED_INPUT
     return 0
 
@@ -235,10 +240,12 @@ def cmd_tune_lm(args) -> int:
 
     from .manifest import ManifestReport, read_manifest
     from .evaluate import tune_lm, utterance_log_probs
+    warnings_on_stderr()
     search = make_beam_search(args)  # checks the LM before the long part
     model = load_model_or_exit(args, offline=True)  # whole utterances, as `asr transcribe` scores files
+    report = ManifestReport()
     try:
-        utts = read_manifest(args.manifest, report=ManifestReport())
+        utts = read_manifest(args.manifest, report=report)
     except (OSError, ValueError) as err:
         error(str(err))
         return EXIT_USAGE
@@ -255,9 +262,10 @@ def cmd_tune_lm(args) -> int:
                disable=None)
     result = tune_lm(log_probs, search, args.alphas, args.betas, on_progress=lambda n: bar.update(1))
     bar.close()
+    rows = sum(report.skipped.values())
     if args.json:
-        print(json.dumps(result))
-        return 0
+        print(json.dumps({**result, "skipped": rows + len(skipped)}))
+        return skipped_status(rows, len(skipped), len(log_probs))
     wer = {(g["alpha"], g["beta"]): g["wer"] for g in result["grid"]}
     print(f"{result['utterances']} utterances, {result['words']} words; greedy WER {100 * result['greedy_wer']:.2f}%")
     print("WER % (rows: alpha, columns: beta)")
@@ -266,4 +274,4 @@ def cmd_tune_lm(args) -> int:
         print(f"{a:>10g} " + "".join(f"{100 * wer[(a, b)]:8.2f}" for b in args.betas))
     best = result["best"]
     print(f"best: --alpha {best['alpha']:g} --beta {best['beta']:g} (WER {100 * best['wer']:.2f}%)")
-    return 0
+    return skipped_status(rows, len(skipped), len(log_probs))

@@ -6,10 +6,13 @@ tools that talk to them work unchanged.
                                     response_format = json | text | srt | vtt | verbose_json,
                                     timestamp_granularities[] = segment | word (verbose_json);
                                     prompt and temperature are accepted and ignored
-    GET  /v1/models                 the one loaded model
+    GET  /v1/models                 the models files can be transcribed with
 
-The file is transcribed exactly as `asr transcribe FILE` does it (the same reader, decoder,
-language model and endpointing), so texts and times are the same. The upload is streamed to
+The file is transcribed exactly as `asr transcribe --model ID FILE` does it (the same model,
+reader, decoder, language model and endpointing), so texts and times are the same. `asr serve`
+started without --model offers the bundled offline model (the default, as for `asr transcribe`)
+and the streaming one; `model` picks one by its id and any other name (`whisper-1`) gets the
+default. The upload is streamed to
 a temporary file (at most `max_upload` bytes, within `stall_timeout` seconds) and decoded in a
 thread pool of its own: the event loop and the live streams' worker go on meanwhile. Errors come in OpenAI's shape, {"error": {"message", "type", "param",
 "code"}}, with a 4xx status for anything the client sent.
@@ -26,6 +29,8 @@ import tempfile
 import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Callable
 
 from .audio import AudioError
 from .decoding import Result
@@ -74,24 +79,45 @@ def verbose_json(result: Result, granularities: set[str]) -> dict:
     return out
 
 
-class TranscriptionAPI:
-    """The handlers, bound to a StreamingServer (its recogniser, limits and lifetime)."""
+@dataclass
+class FileModel:
+    """A model the API transcribes files with: what `asr transcribe --model ID` would use.
 
-    def __init__(self, server):
+    make_decoder: a factory of fresh decoders (None: greedy); endpoint: the endpointing rules."""
+    model: object
+    make_decoder: Callable | None = None
+    endpoint: object = None
+    id: str | None = None  # default: the model file's name without its extension
+
+    def __post_init__(self):
+        source = getattr(self.model, "source", None) or "model"
+        self.id = self.id or os.path.splitext(os.path.basename(str(source)))[0]
+        try:
+            self.created = int(os.path.getmtime(source))
+        except (OSError, TypeError):
+            self.created = int(time.time())
+
+
+class TranscriptionAPI:
+    """The handlers, bound to a StreamingServer (its limits and lifetime).
+
+    files: the models uploads may name, the default first (default: the live recogniser's)."""
+
+    def __init__(self, server, files: list[FileModel] | None = None):
         self.server = server
         self.config = server.config
         # Not at a lower OS priority: the thread holds the GIL for stretches of the beam search,
         # and a descheduled holder stalls the live worker and the event loop (measured: replies
         # up to 25 s late on a busy machine with nice +10).
         self._pool = ThreadPoolExecutor(self.config.upload_workers, thread_name_prefix="asr-upload")
-        model = server.recognizer.model
-        source = getattr(model, "source", None) or "model"
-        self.model_id = os.path.splitext(os.path.basename(str(source)))[0]
-        try:
-            self.created = int(os.path.getmtime(source))
-        except (OSError, TypeError):
-            self.created = int(time.time())
+        rec = server.recognizer
+        self.files = files or [FileModel(rec.model, rec.make_decoder, rec.endpoint)]
         self.uploads = 0  # transcriptions done (for tests and benchmarks)
+
+    def file_model(self, name: str) -> FileModel:
+        """The model a request names (by id), else the default: clients made for OpenAI send
+        `whisper-1`, and whisper.cpp's and faster-whisper's servers answer those too."""
+        return next((f for f in self.files if f.id == name.strip()), self.files[0])
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
@@ -109,7 +135,7 @@ class TranscriptionAPI:
     async def models(self, request):
         from aiohttp import web
         return web.json_response({"object": "list", "data": [
-            {"id": self.model_id, "object": "model", "created": self.created, "owned_by": "asr"}]})
+            {"id": f.id, "object": "model", "created": f.created, "owned_by": "asr"} for f in self.files]})
 
     # ------------------------------------------------------------------ transcriptions
     async def transcriptions(self, request):
@@ -120,11 +146,12 @@ class TranscriptionAPI:
                 async with asyncio.timeout(self.config.stall_timeout):
                     fields, path, filename = await self._receive(request, tmp.name)
                 fmt, granularities = self._options(fields)
+                chosen = self.file_model((fields.get("model") or [""])[-1])
             except (TimeoutError, asyncio.TimeoutError):
                 raise RequestError(408, f"the upload did not arrive within {self.config.stall_timeout:g} s") from None
             t0 = time.perf_counter()
             try:
-                result = await asyncio.get_running_loop().run_in_executor(self._pool, self._transcribe, path)
+                result = await asyncio.get_running_loop().run_in_executor(self._pool, self._transcribe, chosen, path)
             except AudioError as err:
                 raise RequestError(400, f"{filename}: {err.reason}", "file", "invalid_audio") from None
             except Exception as err:  # a bug met on this file: say so in the API's shape, serve on
@@ -147,10 +174,10 @@ class TranscriptionAPI:
         return web.Response(text=text, content_type="application/x-subrip" if fmt == "srt" else
                             "text/vtt" if fmt == "vtt" else "text/plain", charset="utf-8")
 
-    def _transcribe(self, path: str) -> Result:
-        """The upload thread: the file as `asr transcribe` transcribes it."""
-        rec = self.server.recognizer
-        return transcribe(rec.model, path, rec.make_decoder, endpoint=rec.endpoint)
+    @staticmethod
+    def _transcribe(chosen: FileModel, path: str) -> Result:
+        """The upload thread: the file as `asr transcribe --model ID` transcribes it."""
+        return transcribe(chosen.model, path, chosen.make_decoder, endpoint=chosen.endpoint)
 
     async def _receive(self, request, folder: str) -> tuple[dict[str, list[str]], str, str]:
         """Read the multipart form: its text fields, and its file streamed to `folder`."""

@@ -43,12 +43,15 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .audio import Resampler, pcm16_to_float
-from .decoding import Segment
-from .streaming import Recognizer, Stream
+
+if TYPE_CHECKING:  # not at run time: `asr serve --help` reads ServerConfig without loading torch
+    from .decoding import Segment
+    from .streaming import Recognizer, Stream
 
 log = logging.getLogger("asr.server")
 
@@ -181,14 +184,16 @@ class Connection:
 class StreamingServer:
     """The server: connections feed one batching worker. Use `run()` or `start()`/`stop()`."""
 
-    def __init__(self, recognizer: Recognizer, config: ServerConfig = ServerConfig()):
+    def __init__(self, recognizer: Recognizer, config: ServerConfig = ServerConfig(), files=None):
+        """files: the models the HTTP API transcribes uploads with (openai_api.FileModel, the
+        default first); None: the recogniser's model."""
         from .openai_api import TranscriptionAPI
         self.recognizer = recognizer
         self.config = config
         self.connections: set[Connection] = set()  # open WebSocket (Vosk protocol) connections
         self.active = 0  # WebSocket connections and HTTP requests in progress (max_connections)
         self.port: int | None = None
-        self.api = TranscriptionAPI(self)
+        self.api = TranscriptionAPI(self, files)
         self._jobs: list[Job] = []
         self._wake: asyncio.Event | None = None
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="asr-step")
@@ -439,8 +444,8 @@ class StreamingServer:
         return done, carry
 
 
-def serve(recognizer: Recognizer, config: ServerConfig = ServerConfig(), on_ready=None) -> None:
-    """Run the server until SIGINT or SIGTERM."""
+def serve(recognizer: Recognizer, config: ServerConfig = ServerConfig(), on_ready=None, files=None) -> None:
+    """Run the server until SIGINT or SIGTERM (files: as StreamingServer's)."""
     import signal
 
     async def main():
@@ -448,6 +453,6 @@ def serve(recognizer: Recognizer, config: ServerConfig = ServerConfig(), on_read
         stop = loop.create_future()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
-        await StreamingServer(recognizer, config).run(stop, on_ready)
+        await StreamingServer(recognizer, config, files).run(stop, on_ready)
 
     asyncio.run(main())

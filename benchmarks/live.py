@@ -27,15 +27,14 @@ import argparse
 import asyncio
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 
 import numpy as np
 import torch
 
-from common import REPO, get_model, speech  # puts the repository on sys.path too
+from common import get_model, speech  # puts the repository on sys.path too
+from serving import start_server
 
 from asr.audio import SAMPLE_RATE  # noqa: E402
 from asr.checkpoint import save_model  # noqa: E402
@@ -209,18 +208,9 @@ def latency(model, chunk_ms: float, seconds: float, clients: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "model.pt")
         save_model(model, path)
-        env = dict(os.environ, PYTHONPATH=REPO)
-        proc = subprocess.Popen(["taskset", "-c", str(server_core), sys.executable, "-m", "asr", "serve", "--port", "0",
-                                 "--model", path, "--threads", "1", "--max-connections", str(clients + 10)],
-                                stderr=subprocess.PIPE, text=True, env=env)
+        proc, url = start_server(["--model", path, "--threads", "1", "--max-connections", str(clients + 10)],
+                                 prefix=["taskset", "-c", str(server_core)])
         try:
-            url = None
-            while url is None:
-                line = proc.stderr.readline()
-                if not line:
-                    raise SystemExit("the server did not start")
-                if "serving on" in line:
-                    url = line.split("serving on ")[1].split()[0]
             pcms = []
             for i in range(clients):
                 off = (i * 7919 * chunk) % (len(audio) - int(seconds * SAMPLE_RATE))

@@ -15,7 +15,6 @@ import asyncio
 import csv
 import io
 import os
-import subprocess
 import sys
 import time
 
@@ -24,6 +23,8 @@ import soundfile as sf
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+
+from serving import start_server  # noqa: E402
 
 
 def clips() -> list[np.ndarray]:
@@ -86,18 +87,9 @@ def main():
     buf = io.BytesIO()
     sf.write(buf, long, 16000, subtype="PCM_16", format="WAV")
     wav = buf.getvalue()
-    cmd = [sys.executable, "-m", "asr", "serve", "--port", "0", "--threads", "1",
-           "--max-connections", str(args.clients + 10)] + (["--model", args.model] if args.model else [])
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=REPO))
+    proc, url = start_server(["--threads", "1", "--max-connections", str(args.clients + 10)]
+                             + (["--model", args.model] if args.model else []))
     try:
-        url = None
-        while url is None:
-            line = proc.stderr.readline()
-            if not line:
-                raise SystemExit("the server did not start")
-            if "serving on" in line:
-                url = line.split("serving on ")[1].split()[0]
-        subprocess.Popen(["cat"], stdin=proc.stderr, stdout=subprocess.DEVNULL)
         http_url = url.replace("ws://", "http://")
 
         async def run():

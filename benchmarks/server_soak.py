@@ -12,7 +12,6 @@ import asyncio
 import csv
 import json
 import os
-import subprocess
 import sys
 import time
 
@@ -20,6 +19,8 @@ import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+
+from serving import start_server  # noqa: E402
 
 
 def rss_mb(pid: int) -> float:
@@ -61,18 +62,9 @@ def main():
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
     pcms = clips()
-    cmd = [sys.executable, "-m", "asr", "serve", "--port", "0", "--threads", str(args.threads),
-           "--max-connections", str(args.clients + 10)] + (["--model", args.model] if args.model else [])
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=REPO))
+    proc, url = start_server(["--threads", str(args.threads), "--max-connections", str(args.clients + 10)]
+                             + (["--model", args.model] if args.model else []))
     try:
-        url = None
-        while url is None:
-            line = proc.stderr.readline()
-            if not line:
-                raise SystemExit("the server did not start")
-            if "serving on" in line:
-                url = line.split("serving on ")[1].split()[0]
-        subprocess.Popen(["cat"], stdin=proc.stderr, stdout=subprocess.DEVNULL)  # drain its log
         print(f"server pid {proc.pid}: RSS {rss_mb(proc.pid):.0f} MB after start; "
               f"{args.rounds} rounds of {args.clients} clients", flush=True)
         for r in range(1, args.rounds + 1):

@@ -303,7 +303,7 @@ def test_ctrl_c_while_torch_loads_exits_130_without_a_traceback(tiny_model_path)
 # --------------------------------------------------------------------------- start-up
 @pytest.mark.parametrize("argv", [["--help"], ["--version"], ["models"], ["transcribe", "--help"],
                                   ["transcribe"], ["transcribe", "x.wav", "--threads", "0"], ["evaluate", "--help"],
-                                  ["lm", "build", "--help"], ["nosuchcommand"]])
+                                  ["lm", "build", "--help"], ["serve", "--help"], ["nosuchcommand"]])
 def test_help_version_models_and_argument_errors_do_not_load_torch(argv):
     """They answer in a blink: torch (2-5 s, 800 MB) is imported only by the commands that run a model."""
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))

@@ -26,6 +26,9 @@ def test_points_from_steps_then_hours_with_a_start_and_two_runs(monkeypatch):
     pts = curve.points(["a.pt", "b.pt"], hours_per_step=0.01, start={"an4": 0.9})
     assert pts["an4"] == [(0.0, 0.9), (1.0, 0.5), (2.0, 0.3), (2.25, 0.2)]  # b follows a's 2 hours
     assert pts["so762"] == [(1.0, 0.9), (2.0, 0.8)] and "mean" not in pts
+    earlier = [{"hours": 0, "an4": 0.9}, {"hours": 1.5, "an4": 0.6, "cathy": 0.8}]  # a run whose checkpoint is gone
+    pts = curve.points(["b.pt"], hours_per_step=None, start=earlier, offset=2.0)
+    assert pts["an4"] == [(0.0, 0.9), (1.5, 0.6), (2.25, 0.2)] and pts["cathy"] == [(1.5, 0.8)]
     with pytest.raises(SystemExit, match="no train_hours; give --hours-per-step"):
         curve.points(["a.pt"], hours_per_step=None, start=None)
 

@@ -3,6 +3,8 @@ import json
 
 from asr.data import read_manifest
 
+from conftest import REPO
+
 
 def manifest_with_errors(cathy_manifest, tmp_path, extra_rows=()):
     """Four real clips; two references changed so the tiny model's (correct) output has errors:
@@ -59,3 +61,24 @@ def test_an_audio_file_given_as_the_manifest_says_so(cli, cathy_clips, tiny_mode
     binary.write_bytes(bytes(range(128, 256)) * 10)
     out = cli("evaluate", binary, "--model", tiny_model_path)
     assert out.returncode == 2 and out.stderr.startswith(f"asr: error: {binary}: not a manifest (not UTF-8 text)")
+
+
+def test_tune_lm_counts_skipped_rows_and_files_and_exits_1(cli, cathy_manifest, tiny_model_path, tmp_path):
+    """As evaluate: the grid is of the usable utterances; what was skipped is named and counted."""
+    (tmp_path / "noise.flac").write_bytes(b"fLaC" + bytes(range(256)) * 8)
+    manifest, _, _ = manifest_with_errors(cathy_manifest, tmp_path, [
+        f"gone\t{tmp_path / 'missing.flac'}\t\thello",
+        f"bad\t{tmp_path / 'noise.flac'}\t1.5\thello"])
+    lm = REPO / "tests" / "data" / "lm" / "cathy-3gram.arpa.gz"
+    for extra in ([], ["--json"]):
+        out = cli("tune-lm", manifest, "--model", tiny_model_path, "--lm", lm, "--alphas", "0,0.5", "--betas", "0",
+                  *extra)
+        assert out.returncode == 1, out.stderr
+        lines = out.stderr.strip().splitlines()
+        assert lines[0].startswith(f"asr: warning: skipping {manifest}:6 ({tmp_path / 'missing.flac'}): audio file missing")
+        assert lines[1].startswith(f"asr: error: {tmp_path / 'noise.flac'}: ")
+        assert lines[-1] == ("asr: skipped 2 utterance(s) (1 manifest row(s), 1 unreadable audio file(s)); "
+                             "the scores are of the other 4")
+        assert "Traceback" not in out.stderr
+    result = json.loads(out.stdout)
+    assert result["skipped"] == 2 and result["utterances"] == 4

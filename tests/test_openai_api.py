@@ -25,10 +25,11 @@ from conftest import REPO
 TIMEOUT = 240
 
 
-def serving(model, body, decoder=None, **config):
+def serving(model, body, decoder=None, files=None, **config):
     """Start a server on a free port, run body(server, "http://127.0.0.1:PORT"), stop it."""
     async def main():
-        server = StreamingServer(Recognizer(model, decoder, endpoint=EndpointConfig()), ServerConfig(port=0, **config))
+        server = StreamingServer(Recognizer(model, decoder, endpoint=EndpointConfig()), ServerConfig(port=0, **config),
+                                 files)
         port = await server.start()
         try:
             return await asyncio.wait_for(body(server, f"http://127.0.0.1:{port}"), TIMEOUT)
@@ -55,7 +56,8 @@ def multi_utterance_wav(tmp_path_factory, cathy_clips):
 
 
 def test_openai_client_gets_what_transcribe_gives_in_every_format(default_model, multi_utterance_wav, cathy_clips):
-    """The bundled model with its LM, as `asr serve` and `asr transcribe` run by default."""
+    """The bundled streaming model with its LM (`asr serve --model streaming`, `asr transcribe
+    --model streaming`): several formats, several utterances."""
     from openai import AsyncOpenAI
 
     from asr.beam import beam_decoder
@@ -97,6 +99,45 @@ def test_openai_client_gets_what_transcribe_gives_in_every_format(default_model,
             [(round(s.start, 3), round(s.end, 3), s.text) for s in result.segments]
         assert out["words_only"].segments is None and len(out["words_only"].words) == len(result.words)
     assert len(expected[0].segments) >= 3  # the multi-utterance clip really has several
+
+
+def test_asr_serve_transcribes_uploads_as_asr_transcribe_does_with_the_offline_model(multi_utterance_wav):
+    """`asr serve` without --model: live audio gets the streaming model, uploads the bundled
+    offline model as `asr transcribe FILE` does; `model` picks either by its id, and a name the
+    server does not have (`whisper-1`) gets the default, the offline one."""
+    from asr.checkpoint import bundled_model_path, load_model
+    from asr.cli import build_parser, make_decoder
+    from asr.cli_live import upload_models
+    if bundled_model_path("offline") is None:
+        pytest.skip("no offline model is bundled in this installation")
+    args = build_parser(["serve"]).parse_args(["serve"])
+    live = load_model(None)
+    files = upload_models(args, Recognizer(live, make_decoder(args, live), endpoint=EndpointConfig()))
+    assert [f.id for f in files] == ["offline", "streaming"]
+    assert not files[0].model.cfg.streaming and files[1].model is live
+    offline = load_model(None, offline=True)
+    expected = {"offline": transcribe(offline, multi_utterance_wav, make_decoder(args, offline)),
+                "streaming": transcribe(live, multi_utterance_wav, make_decoder(args, live))}
+    assert expected["offline"].text != expected["streaming"].text  # else the test could not tell them apart
+
+    async def body(server, url):
+        out = {}
+        async with ClientSession() as s:
+            async with s.get(url + "/v1/models") as r:
+                out["models"] = [m["id"] for m in (await r.json())["data"]]
+            for name in ("whisper-1", "offline", "streaming"):
+                form = FormData({"model": name, "response_format": "verbose_json",
+                                 "timestamp_granularities[]": "word"})
+                form.add_field("file", multi_utterance_wav.read_bytes(), filename="three.wav")
+                async with s.post(url + "/v1/audio/transcriptions", data=form) as r:
+                    out[name] = await r.json()
+        return out
+    out = serving(live, body, files[1].make_decoder, files=files)
+    assert out["models"] == ["offline", "streaming"]
+    for name, want in (("whisper-1", "offline"), ("offline", "offline"), ("streaming", "streaming")):
+        assert out[name]["text"] == expected[want].text
+        assert [(w["word"], w["start"], w["end"]) for w in out[name]["words"]] == \
+            [(w.word, round(w.start, 3), round(w.end, 3)) for w in expected[want].words]
 
 
 def multipart(fields: dict, file: tuple[str, bytes] | None, boundary="asrtestboundary") -> bytes:

@@ -178,5 +178,6 @@ drop.addEventListener("drop", (e) => {
 });
 
 fetch("/v1/models").then((r) => r.json()).then((m) => {
-  if (m.data && m.data[0]) $("model").textContent = `model: ${m.data[0].id}`;
+  if (m.data && m.data[0]) $("model").textContent = `files: ${m.data[0].id} model` +
+    (m.data.length > 1 ? ` (also ${m.data.slice(1).map((d) => d.id).join(", ")})` : "");
 }).catch(() => {});

@@ -2,14 +2,16 @@
 """Draw a training run's learning curve: greedy dev WER of each dev set against training hours.
 
     python recipes/default/curve.py RUN/last.pt -o recipes/default/curve.png [--start START.json]
-        [--hours-per-step H] [--title TEXT]
+        [--hours-per-step H] [--offset HOURS] [--title TEXT]
 
 RUN/last.pt holds the run's dev history (`asr train` measures each dev set, up to
 dev_max_utterances of it, every dev_every steps and at each epoch's end). Runs from before the
 history carried `train_hours` are placed by step x --hours-per-step (the run's measured
 seconds per step / 3600). --start adds the starting model's figures at hour 0: a JSON object
-{"name": wer, ...} of the same dev subsets (e.g. the model given as init_from=). Several
-checkpoints draw as one curve, each after the one before (a run, then its fine-tuning).
+{"name": wer, ...} of the same dev subsets (e.g. the model given as init_from=), or a list of
+such objects each with its "hours" (points of an earlier run whose checkpoint is gone); --offset
+then places the checkpoints' histories after those hours. Several checkpoints draw as one curve,
+each after the one before (a run, then its fine-tuning).
 """
 import argparse
 import json
@@ -21,13 +23,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout: as
 from asr.checkpoint import ModelError, read_payload  # noqa: E402
 
 
-def points(paths: list[str], hours_per_step: float | None, start: dict | None) -> dict[str, list[tuple[float, float]]]:
-    """dev set -> [(hours, wer)] over the runs in order."""
+def points(paths: list[str], hours_per_step: float | None, start: dict | list | None,
+           offset: float = 0.0) -> dict[str, list[tuple[float, float]]]:
+    """dev set -> [(hours, wer)]: the start point(s), then the runs in order from `offset` hours."""
     curves: dict[str, list[tuple[float, float]]] = {}
-    if start:
-        for name, wer in start.items():
-            curves.setdefault(name, []).append((0.0, float(wer)))
-    offset = 0.0
+    for entry in [start] if isinstance(start, dict) else start or []:
+        hours = float(entry.get("hours", 0.0))
+        for name, wer in entry.items():
+            if name != "hours":
+                curves.setdefault(name, []).append((hours, float(wer)))
     for path in paths:
         history = (read_payload(path).get("training") or {}).get("history") or []
         if not history:
@@ -54,11 +58,13 @@ def main(argv=None):
     ap.add_argument("-o", "--output", required=True, metavar="PNG")
     ap.add_argument("--start", metavar="JSON", help='the starting model\'s dev WER: {"name": wer, ...}')
     ap.add_argument("--hours-per-step", type=float, help="for histories without train_hours")
+    ap.add_argument("--offset", type=float, default=0.0, metavar="HOURS",
+                    help="training hours before the first checkpoint's run (default 0)")
     ap.add_argument("--title", default="greedy dev WER while training (2 CPU cores)")
     args = ap.parse_args(argv)
     start = json.loads(Path(args.start).read_text()) if args.start else None
     try:
-        curves = points(args.checkpoints, args.hours_per_step, start)
+        curves = points(args.checkpoints, args.hours_per_step, start, args.offset)
     except ModelError as err:
         raise SystemExit(f"curve.py: error: {err}")
     import matplotlib
