@@ -1,7 +1,7 @@
 """asr: a small, fast, streaming GRU-CTC speech recogniser.
 
     import asr
-    model = asr.load_model()                      # the bundled default model
+    model = asr.load_model()                      # the bundled default model (ONNX Runtime, no torch)
     print(asr.transcribe(model, "clip.flac").text)  # greedy
     decoder = asr.beam_decoder(model)             # beam search + the model's own LM, as the CLI
     print(asr.transcribe(model, "clip.flac", decoder).text)
@@ -22,37 +22,39 @@ Live use (microphone, server) is described in docs/live.md.
 """
 __version__ = "0.1.0"
 
-from .deps import running_as_cli, require_torch  # noqa: E402
-
-# The public API, by the module that defines each name.
+# The public API, by the module that defines each name. The model runs on the runtime (ONNX
+# Runtime and numpy: runtime.py); only the training names (TORCH_API) need torch, the train extra.
 _API = {"SAMPLE_RATE": "audio", "AudioError": "audio", "load_audio": "audio", "BeamOptions": "beam", "LMError": "beam",
-        "beam_decoder": "beam", "ModelError": "checkpoint", "load_model": "checkpoint", "save_model": "checkpoint",
-        "GreedyDecoder": "decoding", "Result": "decoding", "Segment": "decoding", "Word": "decoding",
-        "EndpointConfig": "endpoint", "EndpointRule": "endpoint", "AcousticModel": "model", "ModelConfig": "model",
-        "Recognizer": "streaming", "Stream": "streaming", "transcribe": "transcribe", "transcribe_array": "transcribe"}
+        "beam_decoder": "beam", "ModelError": "runtime", "load_model": "runtime", "Model": "runtime",
+        "ModelConfig": "runtime", "save_model": "checkpoint", "GreedyDecoder": "decoding", "Result": "decoding",
+        "Segment": "decoding", "Word": "decoding", "EndpointConfig": "endpoint", "EndpointRule": "endpoint",
+        "AcousticModel": "model", "Recognizer": "streaming", "Stream": "streaming", "transcribe": "transcribe",
+        "transcribe_array": "transcribe"}
+TORCH_API = ("save_model", "AcousticModel")
 __all__ = [*_API, "__version__"]
 
+from .deps import running_as_cli  # noqa: E402
+
 if not running_as_cli():
-    # As a library: a torch/torchaudio pair that cannot load together is one ImportError line, then the API.
-    require_torch()
     from .audio import SAMPLE_RATE, AudioError, load_audio  # noqa: E402
     from .beam import BeamOptions, LMError, beam_decoder  # noqa: E402
-    from .checkpoint import ModelError, load_model, save_model  # noqa: E402
     from .decoding import GreedyDecoder, Result, Segment, Word  # noqa: E402
     from .endpoint import EndpointConfig, EndpointRule  # noqa: E402
-    from .model import AcousticModel, ModelConfig  # noqa: E402
+    from .runtime import Model, ModelConfig, ModelError, load_model  # noqa: E402
     from .streaming import Recognizer, Stream  # noqa: E402
     from .transcribe import transcribe, transcribe_array  # noqa: E402
 # As the `asr` command, nothing more is imported here: each subcommand imports what it needs, so
-# `asr --help`, `--version`, `asr models` and argument errors answer without loading torch (cli.main
-# checks the torch pair before a command that needs it). The API is still there, imported on first use:
+# `asr --help`, `--version` and argument errors answer at once. The API is still there, imported
+# on first use (the torch names, too: with one line saying how to install torch where it is not):
 
 
 def __getattr__(name: str):
     if name not in _API:
         raise AttributeError(f"module 'asr' has no attribute {name!r}")
     import importlib
-    require_torch()
+    if name in TORCH_API:
+        from .deps import require_torch
+        require_torch(f"asr.{name}")
     value = getattr(importlib.import_module(f".{_API[name]}", __name__), name)
     globals()[name] = value
     return value

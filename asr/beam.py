@@ -19,11 +19,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
-import torch
-from torch import Tensor
 
 from .decoding import GreedyDecoder, Word, words_from_tokens
-from .lm import arpa_unigrams
+from .lm import LMError, load_language_model  # noqa: F401 (both stay importable from here, as before)
 from .text import BLANK_ID, SPACE_ID, VOCAB, encode, normalize
 
 # pyctcdecode warns about small unigram lists and ARPA loading through `logging`; our own
@@ -35,10 +33,6 @@ DEFAULT_ALPHA = 0.5  # language model weight (tune with `asr tune-lm`)
 DEFAULT_BETA = 1.0  # word insertion bonus
 DEFAULT_HOTWORD_WEIGHT = 10.0  # natural-log bonus per hotword (pyctcdecode's default)
 MIN_LOGP = math.log(1e-15)  # log-probs are clipped here, as pyctcdecode does
-
-
-class LMError(Exception):
-    """A language model file that is missing or unusable; str() is one line "PATH: reason"."""
 
 
 @dataclass(frozen=True)
@@ -64,120 +58,6 @@ def parse_hotword(spec: str) -> tuple[str, float]:
     if not math.isfinite(value):
         raise ValueError(f"hotword {spec!r}: weight must be finite")
     return text, value
-
-
-# --------------------------------------------------------------------------- language model
-def _kenlm_reason(message: str) -> str:
-    """KenLM's long C++ exception text -> its human part, on one line."""
-    m = re.search(r"threw \w+\.?\s*(?:because `[^']*'\.?\s*)?(.*?)\)?$", message, re.S) \
-        or re.search(r"^Cannot read model '.*?' \((.*)\)$", message, re.S)
-    reason = (m.group(1) if m else message).strip()
-    reason = re.sub(r"(at byte (\d+))\s*Byte: \2", r"\1", reason)
-    reason = re.sub(r"\.?\s*Byte: (\d+)\.?$", r" (at byte \1)", reason)
-    reason = "".join(c if c.isprintable() else " " for c in reason)
-    reason = " ".join(reason.split()) or "unreadable"
-    return reason if len(reason) <= 200 else reason[:197] + "..."
-
-
-def _read_unigrams(path: str) -> list[str] | None:
-    """The 1-gram words of an ARPA file (gzipped or not), or of a `PATH.vocab` file (one word
-    a line) beside a KenLM binary; None when there are neither."""
-    vocab = path + ".vocab"
-    if os.path.exists(vocab):
-        with open(vocab, encoding="utf-8", errors="replace") as f:
-            return [w for w in (line.strip() for line in f) if w]
-    return arpa_unigrams(path)
-
-
-def _make_language_model(kenlm_model, unigrams: list[str] | None, alpha: float, beta: float):
-    """pyctcdecode's LanguageModel over a KenLM model, with two changes: an upper-case LM
-    (such as LibriSpeech's) is queried in upper case, since our transcripts are lower case;
-    and it can start from a given context (`state_after`)."""
-    import kenlm
-    from pyctcdecode.constants import LOG_BASE_CHANGE_FACTOR
-    from pyctcdecode.language_model import LanguageModel
-    from pygtrie import CharTrie
-
-    specials = {"<s>", "</s>", "<unk>", "<UNK>"}
-    words = [w for w in unigrams or [] if w not in specials]
-    upper = bool(words) and sum(w.isupper() for w in words) > 0.5 * len(words)
-    lm_case = str.upper if upper else str
-
-    class CasedLanguageModel(LanguageModel):
-        def score(self, prev_state, word, is_last_word=False):
-            if not word:  # a hypothesis ending in a space: no word to score (pyctcdecode scores <unk>)
-                end = self._get_raw_end_score(prev_state) if is_last_word else 0.0
-                return self.alpha * end * LOG_BASE_CHANGE_FACTOR, prev_state
-            state = kenlm.State()
-            lm_word = lm_case(word)
-            score = self._kenlm_model.BaseScore(prev_state, lm_word, state)
-            if (self._unigram_set and word not in self._unigram_set) or lm_word not in self._kenlm_model:
-                score += self.unk_score_offset
-            if is_last_word:
-                score += self._get_raw_end_score(state)
-            return self.alpha * score * LOG_BASE_CHANGE_FACTOR + self.beta, state
-
-        def state_after(self, context: list[str]):
-            """The KenLM state after <s> and these words (only the last order-1 matter)."""
-            state = self.get_start_state()
-            for w in context[-(self.order - 1):] if self.order > 1 else []:
-                out = kenlm.State()
-                self._kenlm_model.BaseScore(state, lm_case(w), out)
-                state = out
-            return state
-
-    lm = CasedLanguageModel(kenlm_model, None, alpha=alpha, beta=beta)
-    known = {w.lower() for w in words if w in kenlm_model}
-    lm._unigram_set = known  # what pyctcdecode's constructor would set from lower-case words
-    lm._char_trie = CharTrie.fromkeys(known) if known else None
-    return lm
-
-
-def load_language_model(path: str | os.PathLike, alpha: float = DEFAULT_ALPHA, beta: float = DEFAULT_BETA):
-    """Load an ARPA or KenLM binary model for the beam search. Raises LMError (one line)."""
-    import kenlm
-
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise LMError(f"{path}: no such language model file")
-    if os.path.isdir(path):
-        raise LMError(f"{path}: is a folder, not a language model file")
-    if os.path.getsize(path) == 0:
-        raise LMError(f"{path}: empty file, not a language model")
-    with open(path, "rb") as f:
-        head = f.read(32)
-    if head.startswith(b"Trie Language Model"):
-        raise LMError(f"{path}: a pocketsphinx model; convert it with `asr lm convert-pocketsphinx {path} -o LM.arpa`")
-    config = kenlm.Config()
-    config.show_progress = False
-    config.arpa_complain = kenlm.ARPALoadComplain.NONE
-    try:
-        with _quiet_stderr():
-            model = kenlm.Model(path, config)
-    except (OSError, RuntimeError, ValueError) as err:
-        raise LMError(f"{path}: not a usable ARPA or KenLM binary language model: {_kenlm_reason(str(err))}") from None
-    try:
-        unigrams = _read_unigrams(path)
-    except OSError as err:
-        raise LMError(f"{path}: {err.strerror or err}") from None
-    return _make_language_model(model, unigrams, alpha, beta)
-
-
-class _quiet_stderr:
-    """Silence file descriptor 2 (KenLM prints loading notes from C++)."""
-
-    def __enter__(self):
-        import sys
-        sys.stderr.flush()
-        self.saved = os.dup(2)
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 2)
-        os.close(devnull)
-
-    def __exit__(self, *exc):
-        os.dup2(self.saved, 2)
-        os.close(self.saved)
-        return False
 
 
 # --------------------------------------------------------------------------- hotwords
@@ -245,10 +125,10 @@ class BeamSearch:
             return None
         return self.language_model.state_after(context)
 
-    def search(self, log_probs: Tensor | np.ndarray, context: list[str] | None = None) -> list[str]:
+    def search(self, log_probs: np.ndarray, context: list[str] | None = None) -> list[str]:
         """The best hypothesis' words for log_probs (U, V). context: the stream's earlier
         words (the LM's history)."""
-        lp = log_probs.numpy() if isinstance(log_probs, Tensor) else np.asarray(log_probs)
+        lp = np.asarray(log_probs)
         if lp.shape[0] == 0:
             return []
         lp = np.clip(lp.astype(np.float32, copy=False), MIN_LOGP, 0.0)
@@ -261,39 +141,95 @@ class BeamSearch:
             prune_history=True, hotword_scorer=self._hotwords, lm_start_state=self.context_state(context or []))
         return beams[0][0].split() if beams else []
 
-    def words(self, log_probs: Tensor, frame_offset: int, frame_seconds: float,
+    def words(self, log_probs: np.ndarray, frame_offset: int, frame_seconds: float,
               context: list[str] | None = None, time_offset: float = 0.0) -> list[Word]:
         """Beam search log_probs (U, V) and time the words: absolute times in seconds, and
         confidences in 0..1 (see `align_words`)."""
-        lp = torch.as_tensor(log_probs, dtype=torch.float32)
+        lp = np.asarray(log_probs, dtype=np.float32)
         return align_words(lp, self.search(lp, context), frame_offset, frame_seconds, time_offset)
 
 
-def align_words(log_probs: Tensor, words: list[str], frame_offset: int, frame_seconds: float,
+def forced_align(log_probs: np.ndarray, ids: list[int], blank: int = BLANK_ID) -> list[int]:
+    """CTC Viterbi alignment: the token of each frame on the best single path through
+    log_probs (U, V) that spells ids (no blanks in them), as torchaudio.functional.forced_align
+    computes it (its recursion in float32, with its pruning and tie-breaking: the same path,
+    tests/test_beam.py; where partial paths tie exactly, torchaudio 2.11 at times returns a
+    worse one, this a best one).
+    Raises ValueError when there are fewer frames than the ids need (repeats need a blank
+    between them)."""
+    lp = np.asarray(log_probs, dtype=np.float32)
+    T, L = lp.shape[0], len(ids)
+    S = 2 * L + 1
+    repeats = sum(a == b for a, b in zip(ids, ids[1:]))
+    if T < L + repeats or T == 0:  # (L >= 1: align_words aligns words)
+        raise ValueError(f"{L} tokens with {repeats} repeats cannot be aligned to {T} frames")
+    labels = np.full(S, blank, np.int64)
+    labels[1::2] = ids
+    # state i may be entered from i - 2 (skipping a blank): odd i >= 3 whose token differs from the previous one
+    skip = np.zeros(S, bool)
+    skip[3::2] = np.asarray(ids[1:]) != np.asarray(ids[:-1]) if L > 1 else False
+    emit = lp[:, labels]  # (T, S)
+    neg = np.float32(-np.inf)
+    alpha = np.full(S, neg, np.float32)
+    start = 0 if T - (L + repeats) > 0 else 1
+    end = 1 if S == 1 else 2
+    alpha[start:end] = emit[0, start:end]
+    back = np.zeros((T, S), np.int8)
+    for t in range(1, T):
+        if T - t <= L + repeats:  # states before `start` can no longer reach the end in time
+            if start % 2 == 1 and start // 2 + 1 < L and ids[start // 2] != ids[start // 2 + 1]:
+                start += 1
+            start += 1
+        if t <= L + repeats:  # states from `end` on cannot be reached yet
+            if end % 2 == 0 and end < 2 * L and ids[end // 2 - 1] != ids[end // 2]:
+                end += 1
+            end += 1
+        x0 = alpha
+        x1 = np.concatenate([[neg], alpha[:-1]])
+        x2 = np.where(skip, np.concatenate([[neg, neg], alpha[:-2]]), neg)
+        take2 = (x2 > x1) & (x2 > x0)
+        take1 = ~take2 & (x1 > x0)
+        best = np.where(take2, x2, np.where(take1, x1, x0))
+        step = np.where(take2, 2, np.where(take1, 1, 0)).astype(np.int8)
+        new = np.full(S, neg, np.float32)
+        new[start:end] = best[start:end] + emit[t, start:end]
+        back[t, start:end] = step[start:end]
+        if start == 0:  # the leading blank only continues itself
+            new[0] = alpha[0] + emit[t, 0]
+            back[t, 0] = 0
+        alpha = new
+    i = S - 1 if S == 1 or alpha[S - 1] > alpha[S - 2] else S - 2
+    path = [0] * T
+    for t in range(T - 1, -1, -1):
+        path[t] = int(labels[i])
+        i -= int(back[t, i])
+    return path
+
+
+def align_words(log_probs: np.ndarray, words: list[str], frame_offset: int, frame_seconds: float,
                 time_offset: float = 0.0) -> list[Word]:
     """Time a hypothesis on the log-probs it was decoded from: Words with times in seconds
     and confidences in 0..1.
 
     The words, joined by spaces, are force-aligned to log_probs (U, V) (CTC Viterbi,
-    torchaudio): the best single path that spells them. A character is emitted at the first
+    `forced_align`): the best single path that spells them. A character is emitted at the first
     frame of its run in that path, and its confidence is its highest posterior in the run
     (CTC posteriors are peaky); a word's confidence is the geometric mean of its characters',
     as the greedy decoder computes it. A word starts at its first character's frame and ends
     one frame after its last; time_offset (seconds, from the model card) corrects a model's
     habitual emission delay.
     """
-    from torchaudio.functional import forced_align
-
     if not words:
         return []
+    lp = np.asarray(log_probs, dtype=np.float32)
     ids = encode(" ".join(words))
     try:
-        path, scores = forced_align(log_probs[None], torch.tensor([ids], dtype=torch.int32), blank=BLANK_ID)
-    except RuntimeError:  # more characters than frames: cannot come from a CTC path
-        step = log_probs.shape[0] / len(ids)
+        path = forced_align(lp, ids, BLANK_ID)
+    except ValueError:  # more characters than frames: cannot come from a CTC path
+        step = lp.shape[0] / len(ids)
         tokens = [(t, frame_offset + int(i * step), 0.0) for i, t in enumerate(ids)]
         return words_from_tokens(tokens, frame_seconds, time_offset)
-    path, probs = path[0].tolist(), scores[0].exp().tolist()
+    probs = np.exp(lp[np.arange(len(path)), path]).tolist()
     tokens: list[list] = []  # [token, absolute frame, peak posterior]
     prev = BLANK_ID
     for i, (t, p) in enumerate(zip(path, probs)):
@@ -346,15 +282,16 @@ class BeamDecoder:
     def reset(self, frame_offset: int = 0) -> None:
         """Start afresh at frame_offset (no LM context)."""
         self.frame = self.start = frame_offset  # next frame; first frame not yet beam-searched
-        self.buffer = torch.zeros(0, len(VOCAB))  # (frames since start, V)
+        self.buffer = np.zeros((0, len(VOCAB)), np.float32)  # (frames since start, V)
         self.words: list[Word] = []  # searched pieces of the current segment
         self.context = []
         self.greedy.reset(frame_offset)
 
-    def update(self, log_probs: Tensor) -> None:
+    def update(self, log_probs: np.ndarray) -> None:
         if log_probs.shape[0] == 0:
             return
-        self.buffer = torch.cat([self.buffer, log_probs.detach().float().cpu()])
+        log_probs = np.asarray(log_probs, dtype=np.float32)
+        self.buffer = np.concatenate([self.buffer, log_probs])
         self.greedy.update(log_probs)
         self.frame += log_probs.shape[0]
         while len(self.buffer) >= self.piece_frames:
@@ -379,7 +316,7 @@ class BeamDecoder:
         return words
 
 
-def _pause_cut(lp: Tensor) -> int:
+def _pause_cut(lp: np.ndarray) -> int:
     """Where to cut frames (N, V) into a piece, in their second half, between two words:
     before the last frame whose best token is the space; with none (silence), in the middle
     of the longest run of blanks; else before the frame most likely to be a space."""

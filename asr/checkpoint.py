@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .audio import HOP_LENGTH, N_FFT, N_MELS, SAMPLE_RATE
+from .runtime import ModelError  # noqa: F401 (one error type for model files of either form)
 from .text import VOCAB
 
 if TYPE_CHECKING:
@@ -25,14 +26,15 @@ FORMAT = "asr-gru-ctc"
 VERSION = 1
 FEATURES = {"type": "log-mel", "sample_rate": SAMPLE_RATE, "n_fft": N_FFT, "hop_length": HOP_LENGTH,
             "n_mels": N_MELS, "f_min": 20.0, "log_floor": 1e-10}
-DEFAULT_MODEL = "default.pt"  # inside asr/models/
-# The bundled models by name (--model NAME): the streaming model serves live audio; the offline
-# (bidirectional) one, where bundled, is what `asr transcribe` uses for files unless --stream.
-BUNDLED = {"streaming": DEFAULT_MODEL, "offline": "default-bi.pt"}
-
-
-class ModelError(Exception):
-    """A model file that is missing or cannot be used."""
+DEFAULT_MODEL = "default.npz"  # inside asr/models/
+# The bundled models by name (--model NAME), in the runtime's form (runtime.py; what the commands
+# run): the streaming model serves live audio; the offline (bidirectional) one, where bundled, is
+# what `asr transcribe` uses for files unless --stream. Each is exported (`asr export`,
+# scripts/export-models.sh) from the torch model file of the same name beside it (BUNDLED_TORCH),
+# which training starts from (init_from=) and the tests compare against; a test checks that each
+# pair agrees.
+BUNDLED = {"streaming": DEFAULT_MODEL, "offline": "default-bi.npz"}
+BUNDLED_TORCH = {"streaming": "default.pt", "offline": "default-bi.pt"}
 
 
 def atomic_save(obj, path: str | os.PathLike) -> None:
@@ -66,28 +68,30 @@ def save_model(model: AcousticModel, path: str | os.PathLike, card: dict | None 
     atomic_save(model_payload(model, card, half), path)
 
 
-def bundled_model_path(name: str = "streaming") -> Path | None:
-    """A bundled model by name (BUNDLED), or None when this installation does not have it."""
-    path = Path(str(resources.files("asr") / "models" / BUNDLED[name]))
+def bundled_model_path(name: str = "streaming", torch_file: bool = False) -> Path | None:
+    """A bundled model by name (BUNDLED; torch_file=True: its torch model file, BUNDLED_TORCH), or None
+    when this installation does not have it."""
+    path = Path(str(resources.files("asr") / "models" / (BUNDLED_TORCH if torch_file else BUNDLED)[name]))
     return path if path.is_file() else None
 
 
-def default_model_path(offline: bool = False) -> Path | None:
+def default_model_path(offline: bool = False, torch_file: bool = False) -> Path | None:
     """The bundled default model: the offline one when asked for and bundled, else the streaming
-    one; None when this installation has neither."""
-    return (offline and bundled_model_path("offline")) or bundled_model_path("streaming")
+    one; None when this installation has neither. torch_file=True: its torch model file."""
+    return (offline and bundled_model_path("offline", torch_file)) or bundled_model_path("streaming", torch_file)
 
 
-def resolve_model(spec: str | os.PathLike | None, offline: bool = False) -> Path:
-    """--model's value (a bundled model's name, a path, or None for the default) as a file path."""
+def resolve_model(spec: str | os.PathLike | None, offline: bool = False, torch_file: bool = False) -> Path:
+    """--model's value (a bundled model's name, a path, or None for the default) as a file path;
+    a bundled model's runtime file, or with torch_file=True its torch model file."""
     if spec is None:
-        path = default_model_path(offline)
+        path = default_model_path(offline, torch_file)
         if path is None:
             raise ModelError("no default model is bundled with this installation; pass --model PATH "
                              "(train one with `asr train`, see recipes/)")
         return path
     if str(spec) in BUNDLED and not os.path.exists(spec):
-        path = bundled_model_path(str(spec))
+        path = bundled_model_path(str(spec), torch_file)
         if path is None:
             raise ModelError(f"{spec}: this installation has no bundled {spec} model")
         return path
@@ -110,10 +114,11 @@ def read_payload(path: str | os.PathLike) -> dict:
 
 def load_model(path: str | os.PathLike | None = None, device: str | torch.device = "cpu",
                offline: bool = False) -> AcousticModel:
-    """Load a model in eval mode on device: a file, a bundled model's name ("streaming",
-    "offline"), or None for the bundled default (the offline model where offline=True and one is
-    bundled, else the streaming one)."""
-    path = resolve_model(path, offline)
+    """Load the torch model (the training and reference form) in eval mode on device: a .pt file,
+    a bundled model's name ("streaming", "offline"), or None for the bundled default (the offline
+    model where offline=True and one is bundled, else the streaming one). The commands run the
+    runtime's form instead (runtime.load_model)."""
+    path = resolve_model(path, offline, torch_file=True)
     payload = read_payload(path)
     # A training checkpoint is a model file with a "training" entry besides: it loads the same.
     if list(payload["vocab"]) != list(VOCAB):

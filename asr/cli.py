@@ -34,19 +34,16 @@ def add_model_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", metavar="NAME|PATH", help="a model file, or a bundled model: `streaming` or `offline` "
                    "(default: `offline` for files where it is bundled, `streaming` for live audio and --stream)")
     p.add_argument("--threads", type=positive_int, default=None, metavar="N",
-                   help="CPU threads for the model (default: torch's)")
+                   help="CPU threads for the model (default: 1; many streams are batched instead)")
 
 
 def load_model_or_exit(args, offline: bool = False):
     """The model named by --model (or the default: the bundled offline model where offline and one
-    is bundled, else the streaming one); a clear error and exit 2 if unusable."""
-    import torch
-
-    from .checkpoint import ModelError, load_model
-    if getattr(args, "threads", None):
-        torch.set_num_threads(args.threads)
+    is bundled, else the streaming one), on ONNX Runtime (runtime.py); a clear error and exit 2 if
+    unusable."""
+    from .runtime import ModelError, load_model
     try:
-        return load_model(args.model, offline=offline)
+        return load_model(args.model, offline=offline, threads=getattr(args, "threads", None) or 1)
     except ModelError as err:
         error(str(err))
         sys.exit(EXIT_USAGE)
@@ -272,13 +269,18 @@ def cmd_models(args) -> int:
 
 def _show_model(path) -> int:
     from .checkpoint import ModelError, peek_payload
+    from .runtime import is_runtime_file, read_model_file
     try:
-        payload = peek_payload(path)  # without torch
+        if is_runtime_file(path):
+            payload, _ = read_model_file(path)
+            n_params = payload["parameters"]
+        else:
+            payload = peek_payload(path)  # without torch
+            n_params = sum(v.numel() for k, v in payload["state_dict"].items() if not k.startswith("feat_"))
     except ModelError as err:
         error(str(err))
         return EXIT_USAGE
     cfg = payload["config"]
-    n_params = sum(v.numel() for k, v in payload["state_dict"].items() if not k.startswith("feat_"))
     kind = "bidirectional (offline only)" if cfg["bidirectional"] else f"unidirectional, streaming, lookahead {cfg['lookahead']} frames"
     print(f"model: {path} ({os.path.getsize(path) / 1e6:.1f} MB, {n_params / 1e6:.2f} M parameters)")
     print(f"architecture: {len(cfg['conv_strides'])} conv (x{__import__('math').prod(cfg['conv_strides'])} subsampling), "
@@ -293,7 +295,7 @@ def _show_model(path) -> int:
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     """The `asr` parser. argv (default: sys.argv[1:]) names the command: `serve`'s options need the
-    server's defaults, whose import loads torch, so they are built only when `serve` is the command."""
+    server's defaults, whose import loads the runtime, so they are built only when `serve` is the command."""
     from .cli_live import SERVE_HELP, add_listen, add_serve
     from .cli_train import add_evaluate, add_lm, add_train, add_tune_lm
     argv = sys.argv[1:] if argv is None else argv
@@ -310,17 +312,20 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-# Commands that run without torch (they read no audio and run no model): the others check first
-# that torch and torchaudio load together (asr.deps), as `import asr` does for a library user.
-WITHOUT_TORCH = ("models", "lm")
+# The commands that need torch (the `train` extra): they check first that it is installed and that
+# torch and torchaudio load together (asr.deps). The others run on the runtime (numpy, ONNX Runtime).
+NEED_TORCH = ("train", "export")
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser(argv).parse_args(argv)
-        if args.command not in WITHOUT_TORCH:
-            from .deps import require_torch
-            require_torch()
+        if args.command in NEED_TORCH:
+            from .deps import torch_problem
+            problem = torch_problem(f"asr {args.command}")
+            if problem:
+                error(problem)
+                return EXIT_USAGE
         return args.func(args) or 0
     except KeyboardInterrupt:  # Ctrl-C, also while torch or the model loads: no traceback
         return 130

@@ -79,7 +79,7 @@ def warnings_on_stderr() -> None:
 def cmd_evaluate(args) -> int:
     from tqdm import tqdm
 
-    from .data import ManifestReport, read_manifest
+    from .manifest import ManifestReport, read_manifest
     from .evaluate import evaluate
     warnings_on_stderr()
     report = ManifestReport()
@@ -194,7 +194,8 @@ def cmd_lm_build(args) -> int:
 
 
 def cmd_lm_convert_pocketsphinx(args) -> int:
-    from .lm import LMBuildError, convert_pocketsphinx
+    from .lm import LMBuildError
+    from .pocketsphinx_lm import convert_pocketsphinx
     try:
         stats = convert_pocketsphinx(args.output, args.source, spellable_only=not args.all_words)
     except (LMBuildError, OSError) as err:
@@ -237,7 +238,7 @@ def add_tune_lm(sub) -> None:
 def cmd_tune_lm(args) -> int:
     from tqdm import tqdm
 
-    from .data import ManifestReport, read_manifest
+    from .manifest import ManifestReport, read_manifest
     from .evaluate import tune_lm, utterance_log_probs
     warnings_on_stderr()
     search = make_beam_search(args)  # checks the LM before the long part

@@ -2,7 +2,8 @@
 
 A decoder is fed log-probs chunk by chunk (`update`), can say its current best text at any
 time (`partial`), and gives words with times when the segment ends (`finalize`). Greedy and
-beam/LM decoders are interchangeable offline and streaming.
+beam/LM decoders are interchangeable offline and streaming. Log-probs are numpy arrays (U, V)
+(anything np.asarray takes, a CPU torch tensor too).
 """
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Protocol
 
-from torch import Tensor
+import numpy as np
 
 from .text import BLANK_ID, SPACE_ID, VOCAB
 
@@ -59,7 +60,7 @@ class Decoder(Protocol):
 
     def reset(self, frame_offset: int = 0) -> None: ...
 
-    def update(self, log_probs: Tensor) -> None:
+    def update(self, log_probs: np.ndarray) -> None:
         """log_probs (U, V) for the next U output frames."""
 
     def partial(self) -> str: ...
@@ -120,11 +121,12 @@ class GreedyDecoder:
         self.run = False  # the current run of self.prev is the last token kept
         self.tokens: list[tuple[int, int, float]] = []  # (token, frame, posterior)
 
-    def update(self, log_probs: Tensor) -> None:
+    def update(self, log_probs: np.ndarray) -> None:
         if log_probs.shape[0] == 0:
             return
-        best_lp, best = log_probs.max(-1)
-        best, probs = best.tolist(), best_lp.exp().tolist()
+        lp = np.asarray(log_probs)
+        best = lp.argmax(-1)
+        best, probs = best.tolist(), np.exp(lp[np.arange(len(best)), best]).tolist()
         for i, (tok, p) in enumerate(zip(best, probs)):
             if tok != self.prev and tok != BLANK_ID:
                 if not (tok == SPACE_ID and (not self.tokens or self.tokens[-1][0] == SPACE_ID)):
@@ -148,7 +150,7 @@ class GreedyDecoder:
         return words
 
 
-def greedy_text(log_probs: Tensor) -> str:
+def greedy_text(log_probs: np.ndarray) -> str:
     """log_probs (U, V) -> text, for tests and evaluation."""
     dec = GreedyDecoder(1.0)
     dec.update(log_probs)

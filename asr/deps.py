@@ -1,18 +1,19 @@
-"""The torch/torchaudio pair asr runs on, checked before anything else imports them.
+"""The torch/torchaudio pair that training and export need (the `train` extra), checked before
+anything imports them. Transcribing needs neither: it runs on the runtime (runtime.py).
 
 torchaudio's compiled extension loads only into the torch release it was built against
 (torchaudio 2.11.1 needs a symbol that torch 2.11.0 lacks), and a mismatched pair fails in the
-first `import torchaudio` with a long traceback. `require_torch()`, called first thing by
-`asr/__init__.py`, turns that into one line naming the installed versions and the pip command
-that installs the pair pyproject.toml pins: the `asr` command prints it and exits 2, `import asr`
-raises ImportError with it.
+first `import torchaudio` with a long traceback. `require_torch()`, called by the commands that
+need torch (`asr train`, `asr export`), turns that into one line naming the installed versions
+and the pip command that installs the pair pyproject.toml pins; where torch is not installed at
+all, one line saying how to install the train extra. The `asr` command prints it and exits 2; a
+library caller gets ImportError with it.
 
 Only the standard library is used here, so that `python -P asr/deps.py` checks an environment
 without importing the package (scripts/setup.sh and .ci/run do; -P keeps asr/ off sys.path).
 """
 from __future__ import annotations
 
-import importlib.metadata
 import os
 import re
 import shlex
@@ -23,6 +24,7 @@ PAIR = ("torch", "torchaudio")
 
 
 def installed_version(name: str) -> str | None:
+    import importlib.metadata  # here: `asr --help` need not wait for it
     try:
         return importlib.metadata.version(name)
     except importlib.metadata.PackageNotFoundError:
@@ -30,13 +32,15 @@ def installed_version(name: str) -> str | None:
 
 
 def _requirements() -> list[str]:
-    """asr's own requirements: pyproject.toml's in a checkout (fresh even when the installed
-    metadata is older), else the installed package's metadata."""
+    """asr's own requirements, the train extra's included: pyproject.toml's in a checkout (fresh
+    even when the installed metadata is older), else the installed package's metadata."""
     pyproject = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "pyproject.toml")
     if os.path.isfile(pyproject):
         import tomllib
         with open(pyproject, "rb") as f:
-            return tomllib.load(f).get("project", {}).get("dependencies", [])
+            project = tomllib.load(f).get("project", {})
+        return project.get("dependencies", []) + project.get("optional-dependencies", {}).get("train", [])
+    import importlib.metadata
     try:
         return importlib.metadata.requires("asr") or []
     except importlib.metadata.PackageNotFoundError:
@@ -68,10 +72,16 @@ def _reason(err: BaseException) -> str:
     return re.sub(r"(?:/[^/\s:]+)+/([^/\s:]+)", r"\1", text)
 
 
-def torch_problem() -> str | None:
+TRAIN_EXTRA = "install the train extra: bash scripts/setup.sh --train, or pip install -e '.[train]' in a checkout"
+
+
+def torch_problem(what: str = "this") -> str | None:
     """None when torch and torchaudio import together; else one line saying which of them fails
-    to load, with which installed versions, why, and the command that fixes it."""
+    to load, with which installed versions, why, and the command that fixes it. what: who needs
+    torch, for the message where it is not installed at all ("asr train")."""
     torch_v, audio_v = installed_version("torch"), installed_version("torchaudio")
+    if torch_v is None:
+        return f"{what} needs torch, which is not installed here (transcribing does not); {TRAIN_EXTRA}"
     try:
         import torch  # noqa: F401
     except (ImportError, OSError) as err:
@@ -95,10 +105,10 @@ def running_as_cli() -> bool:
     return any(a == "-m" and b == "asr" for a, b in zip(argv, argv[1:]))
 
 
-def require_torch() -> None:
+def require_torch(what: str = "this") -> None:
     """Return if torch and torchaudio load together; else print the one-line problem and exit 2
     when running as the `asr` command, or raise ImportError with it when imported as a library."""
-    problem = torch_problem()
+    problem = torch_problem(what)
     if problem is None:
         return
     if running_as_cli():

@@ -27,7 +27,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
 from .audio import HOP_LENGTH, SAMPLE_RATE
 from .text import BLANK_ID
@@ -96,7 +95,7 @@ class Endpointer:
         self.start = self.frames_total * self.frame_seconds  # segment start, seconds
 
     # ------------------------------------------------------------------ input
-    def accept_log_probs(self, log_probs: torch.Tensor) -> None:
+    def accept_log_probs(self, log_probs: np.ndarray) -> None:
         """log_probs (U, V) of the next U model frames."""
         if log_probs.shape[0] == 0 or not self.use_blank:
             self.frames += log_probs.shape[0]
@@ -174,11 +173,11 @@ class Endpointer:
         audio was chunked (`frames_to_endpoint`)."""
         return not self.use_energy
 
-    def silent_frames(self, log_probs: torch.Tensor) -> list[bool]:
+    def silent_frames(self, log_probs: np.ndarray) -> list[bool]:
         """Per frame of log_probs (U, V): is it silent by this endpointer's blank criterion?"""
         if self._log_threshold is None:
-            return (log_probs.argmax(-1) == BLANK_ID).tolist()
-        return (log_probs[:, BLANK_ID] >= self._log_threshold).tolist()
+            return (np.asarray(log_probs).argmax(-1) == BLANK_ID).tolist()
+        return (np.asarray(log_probs)[:, BLANK_ID] >= self._log_threshold).tolist()
 
     def frames_to_endpoint(self, silent: list[bool]) -> int | None:
         """Were these frames fed one at a time, after how many would a rule first fire (None:

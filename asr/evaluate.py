@@ -5,12 +5,12 @@ import time
 from collections.abc import Callable
 
 import jiwer
-import torch
+import numpy as np
 
 from .audio import SAMPLE_RATE, AudioError, load_audio
-from .data import Utterance
 from .decoding import Decoder
-from .model import AcousticModel
+from .manifest import Utterance
+from .runtime import Model, as_runtime
 from .transcribe import make_decoder_factory, transcribe_array
 
 
@@ -24,19 +24,7 @@ def score(refs: list[str], hyps: list[str]) -> dict:
             "substitutions": words.substitutions, "deletions": words.deletions, "insertions": words.insertions}
 
 
-@torch.inference_mode()
-def greedy_batch(model: AcousticModel, feats: list[torch.Tensor]) -> list[str]:
-    """Greedy transcripts of a list of (T, 80) features in one padded batch (for dev WER)."""
-    from .decoding import greedy_text
-    lengths = torch.tensor([len(f) for f in feats])
-    x = torch.zeros(len(feats), int(lengths.max()), feats[0].shape[1], device=model.head.weight.device)
-    for i, f in enumerate(feats):
-        x[i, : len(f)] = f
-    log_probs, out_lengths = model(x, lengths)
-    return [greedy_text(lp[: int(n)].float().cpu()) for lp, n in zip(log_probs, out_lengths)]
-
-
-def evaluate(model: AcousticModel, utterances: list[Utterance], decoder: Callable[[], Decoder] | None = None,
+def evaluate(model: Model, utterances: list[Utterance], decoder: Callable[[], Decoder] | None = None,
              worst: int = 10, on_progress: Callable[[int], None] | None = None) -> dict:
     """Transcribe every utterance as `asr transcribe` would and score it.
 
@@ -44,6 +32,7 @@ def evaluate(model: AcousticModel, utterances: list[Utterance], decoder: Callabl
     utterances, skipped, audio_seconds, and the `worst` utterances: those with errors, by WER
     (errors / reference words), then by error count.
     """
+    model = as_runtime(model)
     factory = make_decoder_factory(model, decoder)
     refs, hyps, rows, skipped = [], [], [], []
     audio_seconds = compute_seconds = 0.0
@@ -75,22 +64,22 @@ def evaluate(model: AcousticModel, utterances: list[Utterance], decoder: Callabl
 
 
 
-@torch.inference_mode()
-def utterance_log_probs(model: AcousticModel, utterances: list[Utterance],
+def utterance_log_probs(model: Model, utterances: list[Utterance],
                         on_progress: Callable[[int], None] | None = None) -> tuple[list, list[dict]]:
     """[(utterance, log-probs (U, V))] of the readable utterances (the whole-utterance pass,
     which a streaming model's chunked pass equals), and the skipped ones with reasons."""
-    from .features import log_mel
+    from .logmel import log_mel
+    model = as_runtime(model)
     out, skipped = [], []
     for i, utt in enumerate(utterances):
         try:
-            feats = log_mel(load_audio(utt.path))
+            feats = log_mel(load_audio(utt.path), model.fbank)
         except AudioError as err:
             skipped.append({"id": utt.id, "reason": str(err)})
             continue
         if len(feats):
-            lp, n = model(feats[None], torch.tensor([len(feats)]))
-            out.append((utt, lp[0, : int(n[0])].float()))
+            lp, n = model(feats[None], np.array([len(feats)]))
+            out.append((utt, lp[0, : int(n[0])]))
         if on_progress:
             on_progress(i + 1)
     return out, skipped
@@ -100,7 +89,7 @@ def tune_lm(log_probs: list, search, alphas: list[float], betas: list[float],
             on_progress: Callable[[int], None] | None = None) -> dict:
     """Grid search of the LM weight alpha and word bonus beta on precomputed log-probs.
 
-    log_probs: [(utterance, (U, V) tensor)] from `utterance_log_probs` (the acoustic model runs
+    log_probs: [(utterance, (U, V) array)] from `utterance_log_probs` (the acoustic model runs
     once; only the beam search is repeated). search: a BeamSearch with a language model.
     Returns greedy_wer, grid [{alpha, beta, wer}], best {alpha, beta, wer}, words.
     """

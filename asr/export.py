@@ -15,21 +15,23 @@ import filecmp
 import os
 import shutil
 import sys
-from dataclasses import asdict
 
-import numpy as np
-
-from . import onnx_graph
-from .runtime import FEATURES, FORMAT, VERSION, ModelError, write_model_file
-from .text import VOCAB
+# numpy, the runtime and the graph builder are imported where used: `asr --help` builds this
+# command's parser and should not wait for them.
 
 
-def runtime_form(model, half: bool = False) -> tuple[dict, dict[str, np.ndarray]]:
+def runtime_form(model, half: bool = False) -> tuple[dict, dict]:
     """(meta, arrays) of a runtime model file for a torch AcousticModel; half=True stores the
     weights (not the normalisation statistics) as float16."""
+    from dataclasses import asdict
+
+    import numpy as np
     import torch
 
+    from . import onnx_graph
     from .features import _FBANK
+    from .runtime import FEATURES, FORMAT, VERSION
+    from .text import VOCAB
     weights = {}
     for name, value in model.state_dict().items():
         value = value.detach().cpu()
@@ -49,12 +51,12 @@ def export(checkpoint: str | os.PathLike, output: str | os.PathLike) -> list[str
     (the model, and the card's language model files when they had to be copied beside it)."""
     import torch
 
-    from .checkpoint import ModelError as TorchModelError, load_model, read_payload
-    try:
-        payload = read_payload(checkpoint)
-        model = load_model(checkpoint)
-    except TorchModelError as err:
-        raise ModelError(str(err)) from None
+    from .checkpoint import load_model, read_payload
+    from .runtime import ModelError, is_runtime_file, write_model_file
+    if is_runtime_file(checkpoint):
+        raise ModelError(f"{checkpoint}: already a runtime model file; `asr export` converts a torch model file (.pt)")
+    payload = read_payload(checkpoint)
+    model = load_model(checkpoint)
     half = any(v.dtype == torch.float16 for v in payload["state_dict"].values())
     meta, arrays = runtime_form(model, half=half)
     written = []
@@ -91,6 +93,7 @@ def add_export(sub) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from .runtime import ModelError
     try:
         paths = export(args.checkpoint, args.output)
     except (ModelError, ImportError) as err:

@@ -3,10 +3,10 @@
 `build_lm` estimates a modified Kneser-Ney ARPA model from text with KenLM's own estimator,
 `lmplz` (built from the `kenlm` source package on PyPI by scripts/install-kenlm-tools.sh):
 the text is normalised exactly as training transcripts are (`asr.text.normalize`), one
-sentence a line. `convert_pocketsphinx` turns pocketsphinx's packed trigram model (the
-72k-word English `en-us.lm.bin` its wheel ships) into an ARPA file: it reads the packed trie
-itself, because pocketsphinx 5.1.1's own ARPA writer crashes on that model (its header
-declares more bigrams than its trie holds) and stores log-probs in base 1.0001.
+sentence a line. pocketsphinx's English model is converted by pocketsphinx_lm.py.
+
+Loading a model for the beam search (`load_language_model`: ARPA or KenLM binary, through
+KenLM's queries, wrapped for pyctcdecode) is here too; beam.py searches with it.
 """
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ import csv
 import gzip
 import io
 import json
-import math
 import os
 import re
 import shutil
@@ -23,8 +22,6 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-
-import numpy as np
 
 from .text import normalize
 
@@ -255,147 +252,132 @@ def write_vocab(arpa: str | os.PathLike, path: str | os.PathLike) -> None:
         out.writelines(w + "\n" for w in arpa_unigrams(arpa) or [])
 
 
-# --------------------------------------------------------------------------- pocketsphinx
-def pocketsphinx_default_lm() -> str:
-    """The English trigram model that the pocketsphinx wheel ships."""
+# --------------------------------------------------------------------------- loading, for the beam search
+class LMError(Exception):
+    """A language model file that is missing or unusable; str() is one line "PATH: reason"."""
+
+
+def _kenlm_reason(message: str) -> str:
+    """KenLM's long C++ exception text -> its human part, on one line."""
+    m = re.search(r"threw \w+\.?\s*(?:because `[^']*'\.?\s*)?(.*?)\)?$", message, re.S) \
+        or re.search(r"^Cannot read model '.*?' \((.*)\)$", message, re.S)
+    reason = (m.group(1) if m else message).strip()
+    reason = re.sub(r"(at byte (\d+))\s*Byte: \2", r"\1", reason)
+    reason = re.sub(r"\.?\s*Byte: (\d+)\.?$", r" (at byte \1)", reason)
+    reason = "".join(c if c.isprintable() else " " for c in reason)
+    reason = " ".join(reason.split()) or "unreadable"
+    return reason if len(reason) <= 200 else reason[:197] + "..."
+
+
+def _read_unigrams(path: str) -> list[str] | None:
+    """The 1-gram words of an ARPA file (gzipped or not), or of a `PATH.vocab` file (one word
+    a line) beside a KenLM binary; None when there are neither."""
+    vocab = path + ".vocab"
+    if os.path.exists(vocab):
+        with open(vocab, encoding="utf-8", errors="replace") as f:
+            return [w for w in (line.strip() for line in f) if w]
+    return arpa_unigrams(path)
+
+
+def _make_language_model(kenlm_model, unigrams: list[str] | None, alpha: float, beta: float):
+    """pyctcdecode's LanguageModel over a KenLM model, with two changes: an upper-case LM
+    (such as LibriSpeech's) is queried in upper case, since our transcripts are lower case;
+    and it can start from a given context (`state_after`)."""
+    import kenlm
+    from pyctcdecode.constants import LOG_BASE_CHANGE_FACTOR
+    from pyctcdecode.language_model import LanguageModel
+
+    specials = {"<s>", "</s>", "<unk>", "<UNK>"}
+    words = [w for w in unigrams or [] if w not in specials]
+    upper = bool(words) and sum(w.isupper() for w in words) > 0.5 * len(words)
+    lm_case = str.upper if upper else str
+
+    class CasedLanguageModel(LanguageModel):
+        def score(self, prev_state, word, is_last_word=False):
+            if not word:  # a hypothesis ending in a space: no word to score (pyctcdecode scores <unk>)
+                end = self._get_raw_end_score(prev_state) if is_last_word else 0.0
+                return self.alpha * end * LOG_BASE_CHANGE_FACTOR, prev_state
+            state = kenlm.State()
+            lm_word = lm_case(word)
+            score = self._kenlm_model.BaseScore(prev_state, lm_word, state)
+            if (self._unigram_set and word not in self._unigram_set) or lm_word not in self._kenlm_model:
+                score += self.unk_score_offset
+            if is_last_word:
+                score += self._get_raw_end_score(state)
+            return self.alpha * score * LOG_BASE_CHANGE_FACTOR + self.beta, state
+
+        def state_after(self, context: list[str]):
+            """The KenLM state after <s> and these words (only the last order-1 matter)."""
+            state = self.get_start_state()
+            for w in context[-(self.order - 1):] if self.order > 1 else []:
+                out = kenlm.State()
+                self._kenlm_model.BaseScore(state, lm_case(w), out)
+                state = out
+            return state
+
+    lm = CasedLanguageModel(kenlm_model, None, alpha=alpha, beta=beta)
+    known = {w.lower() for w in words if w in kenlm_model}
+    lm._unigram_set = known  # what pyctcdecode's constructor would set from lower-case words
+    lm._char_trie = _Prefixes(known) if known else None
+    return lm
+
+
+class _Prefixes:
+    """What pyctcdecode's LanguageModel asks of its pygtrie.CharTrie of the known words: whether a
+    partial word is a prefix of one (`has_node(p) == 0`: it is not). A set of every prefix
+    answers the same and is built in a blink, where the trie of a 26 000-word LM took about a
+    second, most of a short file's `asr transcribe`."""
+
+    def __init__(self, words):
+        self._prefixes = {w[:i] for w in words for i in range(len(w) + 1)}
+
+    def has_node(self, prefix: str) -> int:
+        return 2 if prefix in self._prefixes else 0  # pygtrie: 2 = a node with children (a prefix); 0 = none
+
+
+def load_language_model(path: str | os.PathLike, alpha: float, beta: float):
+    """Load an ARPA or KenLM binary model for the beam search, weighted by alpha (LM weight) and
+    beta (word bonus): pyctcdecode's LanguageModel. Raises LMError (one line)."""
+    import kenlm
+
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise LMError(f"{path}: no such language model file")
+    if os.path.isdir(path):
+        raise LMError(f"{path}: is a folder, not a language model file")
+    if os.path.getsize(path) == 0:
+        raise LMError(f"{path}: empty file, not a language model")
+    with open(path, "rb") as f:
+        head = f.read(32)
+    if head.startswith(b"Trie Language Model"):
+        raise LMError(f"{path}: a pocketsphinx model; convert it with `asr lm convert-pocketsphinx {path} -o LM.arpa`")
+    config = kenlm.Config()
+    config.show_progress = False
+    config.arpa_complain = kenlm.ARPALoadComplain.NONE
     try:
-        import pocketsphinx
-    except ImportError:
-        raise LMBuildError("pocketsphinx is not installed (pip install pocketsphinx)") from None
-    return os.path.join(pocketsphinx.get_model_path(), "en-us", "en-us.lm.bin")
+        with _quiet_stderr():
+            model = kenlm.Model(path, config)
+    except (OSError, RuntimeError, ValueError) as err:
+        raise LMError(f"{path}: not a usable ARPA or KenLM binary language model: {_kenlm_reason(str(err))}") from None
+    try:
+        unigrams = _read_unigrams(path)
+    except OSError as err:
+        raise LMError(f"{path}: {err.strerror or err}") from None
+    return _make_language_model(model, unigrams, alpha, beta)
 
 
-def _bits(max_value: int) -> int:
-    """Bits to store integers up to max_value (pocketsphinx's bitarr_required_bits)."""
-    return int(max_value).bit_length()
+class _quiet_stderr:
+    """Silence file descriptor 2 (KenLM prints loading notes from C++)."""
 
+    def __enter__(self):
+        import sys
+        sys.stderr.flush()
+        self.saved = os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
 
-def _read_field(mem: np.ndarray, bit_offsets: np.ndarray, width: int) -> np.ndarray:
-    """Little-endian bit fields of `width` bits starting at each bit offset of mem (uint8)."""
-    byte = bit_offsets >> 3
-    value = np.zeros(len(bit_offsets), np.uint64)
-    for k in range(8):  # 8 bytes cover any field of up to 57 bits
-        value |= mem[byte + k].astype(np.uint64) << np.uint64(8 * k)
-    value >>= (bit_offsets & 7).astype(np.uint64)
-    return (value & np.uint64((1 << width) - 1)).astype(np.int64)
-
-
-def read_pocketsphinx_trie(path: str | os.PathLike) -> tuple[list[str], list[tuple[np.ndarray, np.ndarray, np.ndarray | None]]]:
-    """A pocketsphinx "Trie Language Model" file -> (words, [(ngrams (N, n) word ids in ARPA
-    order, log10 probs (N,), log10 backoffs (N,) or None for the highest order)] per order).
-
-    The layout (pocketsphinx src/lm/lm_trie.c, a port of KenLM's trie): header, order,
-    counts; 16-bit quantisation tables; unigrams (prob, backoff, first child); then per order
-    a bit-packed array of (word, quantised prob and backoff, first child) sorted under each
-    parent. A path in the trie is an n-gram read backwards (predicted word first). Values
-    are natural logs in base 1.0001.
-    """
-    header = b"Trie Language Model"
-    data = np.fromfile(path, dtype=np.uint8)
-    if data[: len(header)].tobytes() != header:
-        raise LMBuildError(f"{path}: not a pocketsphinx trie language model")
-    pos = len(header)
-    order = int(data[pos])
-    pos += 1
-    counts = [int(c) for c in data[pos: pos + 4 * order].view("<u4")]
-    pos += 4 * order
-    if order < 2:
-        raise LMBuildError(f"{path}: a unigram model cannot be used (KenLM needs at least bigrams)")
-    pos += 4  # a former quantisation-type field
-    tables = data[pos: pos + 4 * (65536 * (2 * (order - 2) + 1))].view("<f4")
-    pos += tables.nbytes
-    prob_tables = [tables[2 * 65536 * i: 2 * 65536 * i + 65536] for i in range(order - 2)] + [tables[-65536:]]
-    bo_tables = [tables[2 * 65536 * i + 65536: 2 * 65536 * (i + 1)] for i in range(order - 2)]
-    unigrams = data[pos: pos + 12 * (counts[0] + 1)].view(np.dtype([("prob", "<f4"), ("bo", "<f4"), ("next", "<u4")]))
-    pos += unigrams.nbytes
-    to_log10 = math.log10(1.0001)
-    word_bits = _bits(counts[0])
-    sizes, layouts = [], []
-    for i in range(1, order):
-        longest = i == order - 1
-        next_bits = 0 if longest else _bits(counts[i + 1])
-        total = word_bits + (16 if longest else 32) + next_bits
-        layouts.append((total, next_bits))
-        sizes.append(((1 + counts[i]) * total + 7) // 8 + 8)
-    mem_end = pos + sum(sizes)
-    if len(data) < mem_end + 4:
-        raise LMBuildError(f"{path}: truncated trie language model")
-    n_chars = int(data[mem_end: mem_end + 4].view("<i4")[0])
-    words = data[mem_end + 4: mem_end + 4 + n_chars].tobytes().decode("utf-8", "replace").split("\0")[: counts[0]]
-
-    result = [(np.arange(counts[0])[:, None], unigrams["prob"][:-1] * to_log10,
-               unigrams["bo"][:-1] * to_log10)]
-    # Walk the trie level by level. `paths` are the previous level's trie paths (predicted
-    # word first); the children of path k are entries bounds[k] .. bounds[k + 1] - 1 of the
-    # next level (entries are stored parent by parent, so they are contiguous).
-    paths = np.arange(counts[0])[:, None]
-    bounds = unigrams["next"].astype(np.int64)
-    offset = pos
-    for i in range(1, order):
-        total, next_bits = layouts[i - 1]
-        mem = data[offset: offset + sizes[i - 1]]
-        offset += sizes[i - 1]
-        index = np.arange(bounds[0], bounds[-1])
-        if bounds[-1] > counts[i] or np.any(np.diff(bounds) < 0):
-            raise LMBuildError(f"{path}: inconsistent trie language model")
-        paths = np.concatenate([paths[np.repeat(np.arange(len(paths)), np.diff(bounds))],
-                                _read_field(mem, index * total, word_bits)[:, None]], axis=1)
-        if i == order - 1:
-            prob = prob_tables[-1][_read_field(mem, index * total + word_bits, 16)]
-            result.append((paths[:, ::-1], prob * to_log10, None))
-        else:
-            quant = _read_field(mem, index * total + word_bits, 32)
-            prob, bo = prob_tables[i - 1][quant >> 16], bo_tables[i - 1][quant & 0xFFFF]
-            result.append((paths[:, ::-1], prob * to_log10, bo * to_log10))
-            ends = np.arange(bounds[0], bounds[-1] + 1)
-            bounds = _read_field(mem, ends * total + word_bits + 32, next_bits)
-    return words, result
-
-
-def write_arpa(words: list[str], ngrams: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]],
-               path: str | os.PathLike, keep: Callable[[str], bool] | None = None) -> list[int]:
-    """Write an ARPA file. keep(word): drop every n-gram holding a word it rejects (an n-gram
-    and all its extensions go together, so the model stays consistent). Returns the counts."""
-    keep_word = np.array([w in SPECIALS or keep is None or keep(w) for w in words])
-    tables = []
-    for ids, prob, bo in ngrams:
-        mask = keep_word[ids].all(axis=1)
-        tables.append((ids[mask], np.maximum(prob[mask], -99.0), None if bo is None else bo[mask]))
-    tmp = Path(str(path) + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write("\\data\\\n")
-        for n, (ids, _, _) in enumerate(tables, 1):
-            f.write(f"ngram {n}={len(ids)}\n")
-        for n, (ids, prob, bo) in enumerate(tables, 1):
-            f.write(f"\n\\{n}-grams:\n")
-            text = [" ".join(words[w] for w in row) for row in ids.tolist()]
-            probs = np.char.mod("%.4f", prob)
-            if bo is None:
-                f.writelines(f"{p}\t{t}\n" for p, t in zip(probs.tolist(), text))
-            else:
-                bos = np.char.mod("%.4f", bo)
-                f.writelines(f"{p}\t{t}\t{b}\n" for p, t, b in zip(probs.tolist(), text, bos.tolist()))
-        f.write("\n\\end\\\n")
-    os.replace(tmp, path)
-    return [len(t[0]) for t in tables]
-
-
-def convert_pocketsphinx(output: str | os.PathLike, source: str | None = None, spellable_only: bool = True) -> dict:
-    """pocketsphinx trie model (default: the wheel's en-us.lm.bin) -> ARPA file (log10).
-
-    spellable_only: keep only words of a-z and apostrophes (the words this recogniser can
-    write), which drops a few hundred words like "a." and makes loading faster."""
-    source = source or pocketsphinx_default_lm()
-    if not os.path.isfile(source):
-        raise LMBuildError(f"{source}: no such file")
-    words, ngrams = read_pocketsphinx_trie(source)
-    keep = (lambda w: bool(_SPELLABLE.match(w))) if spellable_only else None
-    output = Path(output)
-    if output.suffix in (".bin", ".binary"):
-        _require("build_binary")
-        with tempfile.TemporaryDirectory(prefix="asr-lm-", dir=output.parent) as tmp:
-            counts = write_arpa(words, ngrams, Path(tmp) / "model.arpa", keep)
-            to_binary(Path(tmp) / "model.arpa", output)
-    else:
-        counts = write_arpa(words, ngrams, output, keep)
-    return {"source": source, "output": str(output), "ngrams": counts, "bytes": output.stat().st_size}
+    def __exit__(self, *exc):
+        os.dup2(self.saved, 2)
+        os.close(self.saved)
+        return False

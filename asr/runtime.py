@@ -286,6 +286,24 @@ def read_model_file(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray
     return meta, arrays
 
 
+def load_model(spec: str | os.PathLike | None = None, offline: bool = False, threads: int = 1) -> Model:
+    """Load a model to run: a model file, a bundled model's name ("streaming", "offline"), or
+    None for the bundled default (the offline model where offline=True and one is bundled, else
+    the streaming one), on `threads` CPU threads. Raises ModelError (one line)."""
+    from .checkpoint import resolve_model  # names and paths only: no torch
+    return load(resolve_model(spec, offline), threads)
+
+
+def as_runtime(model) -> Model:
+    """A runtime Model as it is, or a torch AcousticModel converted to one in memory (with
+    torch and onnx; its card and source carried over)."""
+    if isinstance(model, Model):
+        return model
+    from .export import runtime_form
+    meta, arrays = runtime_form(model)
+    return Model(ModelConfig.from_dict(meta["config"]), arrays["onnx"].tobytes(), arrays["mel_fbank"], meta["card"], getattr(model, "source", None))
+
+
 def load(path: str | os.PathLike, threads: int = 1) -> Model:
     """Load a model file on `threads` CPU threads: a runtime file (numpy and ONNX Runtime
     only), or a torch .pt model file or training checkpoint (that needs torch and onnx, as
@@ -313,13 +331,12 @@ def _is_torch_file(path: str) -> bool:
 
 def _export_torch_file(path: str) -> tuple[dict, dict[str, np.ndarray]]:
     try:
-        from .export import runtime_form
-        from .checkpoint import ModelError as TorchModelError, load_model
+        import torch  # noqa: F401
         import onnx  # noqa: F401
+
+        from .checkpoint import load_model
+        from .export import runtime_form
     except ImportError as err:
-        raise ModelError(f"{path}: a torch model file, and {err.name} is not installed here; convert it with "
+        raise ModelError(f"{path}: a torch model file, and {err.name or 'torch'} is not installed here; convert it with "
                          "`asr export` where torch and onnx are (pip install 'asr[train]')") from None
-    try:
-        return runtime_form(load_model(path))
-    except TorchModelError as err:
-        raise ModelError(str(err)) from None
+    return runtime_form(load_model(path))

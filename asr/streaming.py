@@ -19,20 +19,21 @@ else show the partial text; at the end, the last segment.
     print(stream.final_segment().text)
 
 Many sources: `feed()` each stream its chunk, then one `rec.step(streams)` runs them all.
+
+The model is the runtime's (runtime.Model: ONNX Runtime, numpy arrays); a torch AcousticModel
+given instead is converted to it first (that needs torch and onnx).
 """
 from __future__ import annotations
 
 from collections.abc import Callable
 
 import numpy as np
-import torch
-from torch.nn.utils.rnn import pad_sequence
 
 from .audio import FRAME_SECONDS, SAMPLE_RATE, check_samples
 from .decoding import Decoder, GreedyDecoder, Result, Segment, Word, segments_from_words, time_offset
 from .endpoint import EndpointConfig, Endpointer
-from .features import StreamingLogMel, log_mel_frames
-from .model import AcousticModel, StreamState
+from .logmel import StreamingLogMel
+from .runtime import Model, StreamState, as_runtime
 from .text import BLANK_ID
 
 
@@ -43,12 +44,12 @@ class Recognizer:
     endpoint: the endpointing rules given to new streams (None: no endpointing).
     """
 
-    def __init__(self, model: AcousticModel, decoder: Callable[[], Decoder] | None = None,
+    def __init__(self, model: Model, decoder: Callable[[], Decoder] | None = None,
                  endpoint: EndpointConfig | None = None):
         if not model.cfg.streaming:
             raise ValueError("this model is bidirectional and cannot stream; use a unidirectional model "
                              "(or transcribe files without --stream)")
-        self.model = model.eval()
+        self.model = model = as_runtime(model)
         self.frame_seconds = FRAME_SECONDS * model.cfg.subsampling  # seconds per output frame
         self.make_decoder = decoder or (lambda: GreedyDecoder(self.frame_seconds, time_offset(model)))
         self.endpoint = endpoint
@@ -57,7 +58,6 @@ class Recognizer:
         """A new stream; endpoint=True takes the recogniser's rules, None/False disables them."""
         return Stream(self, self.endpoint if endpoint is True else (endpoint or None))
 
-    @torch.inference_mode()
     def step(self, streams: list["Stream"], final: bool = False, max_frames: int | None = None) -> None:
         """Run the model over every stream's ready frames in one batched call.
 
@@ -82,16 +82,14 @@ class Recognizer:
                 s.flushed = True
         if not work:
             return
-        lengths = torch.tensor([n for _, n in work])
+        lengths = np.array([n for _, n in work], np.int64)
         if len(work) == 1:
             s, n = work[0]
-            feats, state = s.pending[None, :max(n, 1)], s.state
-            if n == 0:
-                feats = torch.zeros(1, 1, self.model.cfg.n_mels)
+            feats, state = s.pending[None, :n], s.state
         else:
-            feats = pad_sequence([s.pending[:n] for s, n in work], batch_first=True)  # (B, T, 80)
-            if feats.shape[1] == 0:
-                feats = torch.zeros(len(work), 1, self.model.cfg.n_mels)
+            feats = np.zeros((len(work), int(lengths.max()), self.model.cfg.n_mels), np.float32)  # (B, T, 80)
+            for i, (s, n) in enumerate(work):
+                feats[i, :n] = s.pending[:n]
             state = StreamState.stack([s.state for s, _ in work])
         log_probs, counts, state = self.model.infer(feats, lengths, state, final=final)
         states = [state] if len(work) == 1 else state.unbind()
@@ -106,16 +104,16 @@ class Recognizer:
         if not todo:
             return
         windows = [w for s in todo for w in s.windows]
-        feats = log_mel_frames(np.concatenate(windows) if len(windows) > 1 else windows[0])
+        feats = self.model.log_mel_frames(np.concatenate(windows) if len(windows) > 1 else windows[0])
         i = 0
         for s in todo:
             k = sum(len(w) for w in s.windows)
-            s.pending = torch.cat([s.pending, feats[i:i + k]]) if len(s.pending) else feats[i:i + k]
+            s.pending = np.concatenate([s.pending, feats[i:i + k]]) if len(s.pending) else feats[i:i + k]
             s.windows = []
             i += k
 
     @staticmethod
-    def _emit(work, log_probs: torch.Tensor, counts: list[int], final: bool) -> None:
+    def _emit(work, log_probs: np.ndarray, counts: list[int], final: bool) -> None:
         """The newly emitted frames go to each stream's decoder and endpointer. The silence
         decisions of endpointers on the default (argmax) criterion are taken for all at once.
 
@@ -160,9 +158,9 @@ class Stream:
 
     def __init__(self, recognizer: Recognizer, endpoint: EndpointConfig | None = None):
         self.recognizer = recognizer
-        self.features = StreamingLogMel()
+        self.features = StreamingLogMel(recognizer.model.fbank)
         self.windows: list[np.ndarray] = []  # analysis windows (k, N_FFT) fed but not yet turned into features
-        self.pending = torch.zeros(0, recognizer.model.cfg.n_mels)  # (T, 80) features not yet stepped
+        self.pending = np.zeros((0, recognizer.model.cfg.n_mels), np.float32)  # (T, 80) features not yet stepped
         self.state = recognizer.model.init_state(1)
         self.decoder = recognizer.make_decoder()
         self.endpointer = Endpointer(endpoint, recognizer.frame_seconds) if endpoint else None

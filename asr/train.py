@@ -24,13 +24,25 @@ from .checkpoint import atomic_save, model_payload, read_payload, save_model
 from .config import TrainConfig, load_config  # noqa: F401 (load_config is asr.train's API too)
 from .data import (DurationBatchSampler, ManifestReport, SpeechDataset, Utterance, collate,
                    ctc_min_frames, read_manifest)
-from .evaluate import greedy_batch, score
+from .evaluate import score
 from .features import compute_stats, log_mel
 from .audio import load_audio
 from .model import AcousticModel, bidirectional_from_streaming
 from .text import BLANK_ID
 
 log = logging.getLogger("asr.train")
+
+
+@torch.inference_mode()
+def greedy_batch(model: AcousticModel, feats: list[torch.Tensor]) -> list[str]:
+    """Greedy transcripts of a list of (T, 80) features in one padded batch (for dev WER)."""
+    from .decoding import greedy_text
+    lengths = torch.tensor([len(f) for f in feats])
+    x = torch.zeros(len(feats), int(lengths.max()), feats[0].shape[1], device=model.head.weight.device)
+    for i, f in enumerate(feats):
+        x[i, : len(f)] = f
+    log_probs, out_lengths = model(x, lengths)
+    return [greedy_text(lp[: int(n)].float().cpu()) for lp, n in zip(log_probs, out_lengths)]
 
 
 def _resolve(cfg: TrainConfig, path: str) -> str:

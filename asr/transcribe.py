@@ -11,28 +11,27 @@ import os
 from collections.abc import Callable
 
 import numpy as np
-import torch
 
 from .audio import FRAME_SECONDS, HOP_LENGTH, SAMPLE_RATE, iter_blocks
 from .decoding import Decoder, GreedyDecoder, Result, segments_from_words, time_offset
 from .endpoint import EndpointConfig
-from .features import log_mel
-from .model import AcousticModel
+from .logmel import log_mel
+from .runtime import Model, as_runtime
 from .streaming import Recognizer
 
 WINDOW_SECONDS = 30.0  # longest window for a bidirectional model
 SEARCH_SECONDS = 5.0  # a cut is placed at the quietest point in the window's last 5 s
 
 
-def make_decoder_factory(model: AcousticModel, decoder: Callable[[], Decoder] | None) -> Callable[[], Decoder]:
+def make_decoder_factory(model: Model, decoder: Callable[[], Decoder] | None) -> Callable[[], Decoder]:
     frame_seconds = FRAME_SECONDS * model.cfg.subsampling
     return decoder or (lambda: GreedyDecoder(frame_seconds, time_offset(model)))
 
 
-def transcribe(model: AcousticModel, path: str | os.PathLike, decoder: Callable[[], Decoder] | None = None,
+def transcribe(model: Model, audio: str | os.PathLike | np.ndarray, decoder: Callable[[], Decoder] | None = None,
                chunk_ms: float | None = None, on_progress: Callable[[float], None] | None = None,
                endpoint: EndpointConfig | None = EndpointConfig()) -> Result:
-    """Transcribe one audio file.
+    """Transcribe one audio file, or 16 kHz mono float samples already in memory (an array).
 
     decoder: factory of decoders (greedy by default). chunk_ms: feed the audio through a
     streaming recogniser in chunks of this many milliseconds, as a microphone would
@@ -41,9 +40,14 @@ def transcribe(model: AcousticModel, path: str | os.PathLike, decoder: Callable[
     (`asr listen`'s and `asr serve`'s defaults), exactly as a live stream is, whatever the
     chunking; a beam/LM decoder searches each utterance whole (with the earlier words as the
     LM's context), so the text equals what `asr serve` sends for this file. Greedy text does
-    not depend on it. Raises AudioError for unusable audio.
+    not depend on it. Raises AudioError for unusable audio. model: the runtime's (a torch
+    AcousticModel is converted first).
     """
-    blocks = iter_blocks(path)
+    model = as_runtime(model)
+    if isinstance(audio, np.ndarray):
+        blocks = iter([np.asarray(audio, dtype=np.float32).reshape(-1)])
+    else:
+        blocks = iter_blocks(audio)
     if model.cfg.streaming:
         return _transcribe_streaming(model, blocks, decoder, chunk_ms, on_progress, endpoint)
     if chunk_ms:
@@ -51,13 +55,10 @@ def transcribe(model: AcousticModel, path: str | os.PathLike, decoder: Callable[
     return _transcribe_windows(model, blocks, make_decoder_factory(model, decoder), on_progress)
 
 
-def transcribe_array(model: AcousticModel, samples: np.ndarray, decoder: Callable[[], Decoder] | None = None,
+def transcribe_array(model: Model, samples: np.ndarray, decoder: Callable[[], Decoder] | None = None,
                      endpoint: EndpointConfig | None = EndpointConfig()) -> Result:
-    """Transcribe 16 kHz mono float samples already in memory."""
-    blocks = iter([np.asarray(samples, dtype=np.float32)])
-    if model.cfg.streaming:
-        return _transcribe_streaming(model, blocks, decoder, None, None, endpoint)
-    return _transcribe_windows(model, blocks, make_decoder_factory(model, decoder), None)
+    """transcribe() of samples in memory (kept for callers of the earlier name)."""
+    return transcribe(model, np.asarray(samples, dtype=np.float32), decoder, endpoint=endpoint)
 
 
 def _transcribe_streaming(model, blocks, decoder, chunk_ms, on_progress, endpoint) -> Result:
@@ -86,7 +87,6 @@ def _quietest_cut(samples: np.ndarray, lo: int, hi: int, step: int) -> int:
     return max(step, cut - cut % step)
 
 
-@torch.inference_mode()
 def _transcribe_windows(model, blocks, make_decoder, on_progress) -> Result:
     step = HOP_LENGTH * model.cfg.subsampling  # cut at whole output frames
     window, search = int(WINDOW_SECONDS * SAMPLE_RATE), int(SEARCH_SECONDS * SAMPLE_RATE)
@@ -95,10 +95,10 @@ def _transcribe_windows(model, blocks, make_decoder, on_progress) -> Result:
     words = []
 
     def recognise(samples: np.ndarray):
-        feats = log_mel(samples)
+        feats = log_mel(samples, model.fbank)
         if len(feats) == 0:
             return
-        log_probs, lengths = model(feats[None], torch.tensor([len(feats)]))
+        log_probs, lengths = model(feats[None], np.array([len(feats)]))
         dec = make_decoder()
         dec.reset(offset // step)
         dec.update(log_probs[0, : int(lengths[0])])

@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from asr.audio import FRAME_SECONDS  # noqa: E402
 from asr.beam import BeamDecoder, BeamOptions, BeamSearch  # noqa: E402
 from asr.checkpoint import load_model  # noqa: E402
-from asr.data import ManifestReport, read_manifest  # noqa: E402
+from asr.manifest import ManifestReport, read_manifest  # noqa: E402
 from asr.decoding import GreedyDecoder  # noqa: E402
 from asr.evaluate import score, utterance_log_probs  # noqa: E402
 

@@ -194,7 +194,7 @@ class DevSet:
 
 def read_set(name: str, manifest: str, limit: int) -> DevSet:
     from asr.audio import AudioError, load_audio
-    from asr.data import read_manifest
+    from asr.manifest import read_manifest
     utts = read_manifest(manifest)
     out = DevSet(name, [], [], [])
     for utt in utts:

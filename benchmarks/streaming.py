@@ -23,7 +23,8 @@ import torch
 from common import REPO, get_model, speech  # puts the repository on sys.path too
 
 from asr.audio import SAMPLE_RATE  # noqa: E402
-from asr.checkpoint import save_model  # noqa: E402
+from asr.export import runtime_form  # noqa: E402
+from asr.runtime import write_model_file  # noqa: E402
 from asr.streaming import Recognizer  # noqa: E402
 
 
@@ -56,8 +57,8 @@ def hour_rss(model, minutes: float) -> dict:
         with sf.SoundFile(path, "w", SAMPLE_RATE, 1, format="FLAC") as f:
             for _ in range(int(minutes)):
                 f.write(block)
-        model_path = os.path.join(tmp, "model.pt")
-        save_model(model, model_path)
+        model_path = os.path.join(tmp, "model.npz")  # the runtime's form: the command imports no torch
+        write_model_file(model_path, *runtime_form(model, half=True))
         env = dict(os.environ, PYTHONPATH=REPO)
         start = time.perf_counter()
         out = subprocess.run([sys.executable, "-m", "asr", "transcribe", path, "--model", model_path, "--threads", "1",

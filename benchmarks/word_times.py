@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from asr.audio import load_audio  # noqa: E402
 from asr.beam import BeamOptions, beam_decoder  # noqa: E402
 from asr.checkpoint import load_model  # noqa: E402
-from asr.data import ManifestReport, read_manifest  # noqa: E402
+from asr.manifest import ManifestReport, read_manifest  # noqa: E402
 from asr.decoding import time_offset  # noqa: E402
 from asr.transcribe import transcribe_array  # noqa: E402
 

@@ -39,6 +39,14 @@ def tiny_model_path() -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model(tiny_model_path):
+    """The tiny model as the commands run it: on the runtime (exported in memory)."""
+    from asr.runtime import load
+    return load(tiny_model_path)
+
+
+@pytest.fixture(scope="session")
+def tiny_torch_model(tiny_model_path):
+    """The tiny model in torch, the reference the runtime is checked against."""
     from asr.checkpoint import load_model
     return load_model(tiny_model_path)
 
@@ -64,5 +72,5 @@ def tiny_live_model_path() -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_live_model(tiny_live_model_path):
-    from asr.checkpoint import load_model
-    return load_model(tiny_live_model_path)
+    from asr.runtime import load
+    return load(tiny_live_model_path)

@@ -17,7 +17,7 @@ from asr.beam import (BeamDecoder, BeamOptions, BeamSearch, LMError, _drop_blank
                       load_language_model, parse_hotword)
 from asr.decoding import GreedyDecoder, greedy_text
 from asr.evaluate import score
-from asr.features import log_mel
+from asr.logmel import log_mel
 from asr.streaming import Recognizer
 from asr.text import encode
 from asr.transcribe import transcribe
@@ -27,8 +27,8 @@ FRAME = 0.04
 
 @pytest.fixture(scope="module")
 def weak_model(data_dir):
-    from asr.checkpoint import load_model
-    return load_model(data_dir / "tiny_weak.pt")
+    from asr.runtime import load
+    return load(data_dir / "tiny_weak.pt")
 
 
 @pytest.fixture(scope="module")
@@ -36,10 +36,10 @@ def cathy_lm(data_dir):
     return data_dir / "lm" / "cathy-3gram.arpa.gz"
 
 
-@torch.inference_mode()
-def log_probs_of(model, path):
-    feats = log_mel(load_audio(path))
-    lp, n = model(feats[None], torch.tensor([len(feats)]))
+def log_probs_of(model, path) -> np.ndarray:
+    """A runtime model's log-probs (U, V) for an audio file."""
+    feats = log_mel(load_audio(path), model.fbank)
+    lp, n = model(feats[None], np.array([len(feats)]))
     return lp[0, : int(n[0])]
 
 
@@ -92,20 +92,20 @@ def test_lm_corrects_what_greedy_misspells(weak_log_probs, cathy_lm):
     assert score(refs, with_lm)["wer"] < score(refs, greedy)["wer"] - 0.1
 
 
-def peaky(lp: torch.Tensor, every: int = 2, run: int = 3) -> torch.Tensor:
+def peaky(lp: np.ndarray, every: int = 2, run: int = 3) -> np.ndarray:
     """Log-probs as a peakier CTC model emits them: a run of confident blank frames after
     every `every` frames (the tiny models seldom emit blanks)."""
-    blank = torch.full((run, lp.shape[1]), -12.0)
+    blank = np.full((run, lp.shape[1]), -12.0, np.float32)
     blank[:, 0] = -1e-4
     parts = []
     for i in range(0, len(lp), every):
         parts += [lp[i:i + every], blank]
-    return torch.cat(parts)
+    return np.concatenate(parts)
 
 
 def test_blank_run_collapse_gives_the_same_hypotheses(weak_log_probs, cathy_lm, monkeypatch):
     clips = [peaky(lp) for lp, _ in weak_log_probs[:4]]
-    kept = _drop_blank_runs(np.clip(clips[0].numpy(), np.log(1e-15), 0), -5.0)
+    kept = _drop_blank_runs(np.clip(clips[0], np.log(1e-15), 0), -5.0)
     assert len(kept) <= len(clips[0]) * 3 // 5 + 1  # two of each three blank frames go
     search = BeamSearch(cathy_lm, BeamOptions(beam_size=16, alpha=0.8))
     fast = [search.search(x) for x in clips]
@@ -134,7 +134,7 @@ def test_parse_hotword():
 
 def test_lm_context_carries_over_segments(cathy_lm):
     import kenlm
-    lm = load_language_model(cathy_lm)
+    lm = load_language_model(cathy_lm, 0.5, 1.0)
     model = lm._kenlm_model
     # scoring from the context state equals KenLM's own conditional score
     state = lm.state_after(["the", "danger"])
@@ -172,7 +172,7 @@ def test_word_times_match_forced_alignment(tiny_model, cathy_clips, cathy_lm):
     for path, text in cathy_clips[:3]:
         lp = log_probs_of(tiny_model, path)
         ids = encode(text)
-        ali, _ = forced_align(lp[None], torch.tensor([ids], dtype=torch.int32), blank=0)
+        ali, _ = forced_align(torch.from_numpy(lp)[None], torch.tensor([ids], dtype=torch.int32), blank=0)
         ref = align_words(lp, text.split(), 0, FRAME)  # the reference path, timed the same way
         ali = ali[0].tolist()
         assert sum(1 for i, t in enumerate(ali) if t and (i == 0 or ali[i - 1] != t)) == len(ids)
@@ -190,6 +190,48 @@ def test_word_times_match_forced_alignment(tiny_model, cathy_clips, cathy_lm):
             assert abs(w.start - r.start) <= 0.1 and abs(w.end - r.end) <= 0.1, (w, r)
             assert 0.0 <= w.conf <= 1.0
         assert words[-1].end <= len(x) / SAMPLE_RATE + FRAME
+
+
+def test_numpy_forced_alignment_equals_torchaudios(weak_log_probs, cathy_clips):
+    """beam.forced_align (numpy, what the runtime times words with) takes the path torchaudio's
+    forced_align takes: on real log-probs with their transcripts and with wrong ones, and on
+    random ones, tight fits (as many frames as the tokens need) and repeats included. Where
+    partial paths tie exactly, it still finds a best path (torchaudio 2.11 at times does not)."""
+    from torchaudio.functional import forced_align as torchaudio_align
+
+    from asr.beam import forced_align
+
+    def reference(lp, ids):
+        path, _ = torchaudio_align(torch.from_numpy(lp)[None], torch.tensor([ids], dtype=torch.int32), blank=0)
+        return path[0].tolist()
+
+    def need(ids):
+        return len(ids) + sum(a == b for a, b in zip(ids, ids[1:]))
+
+    def score(lp, path):
+        return float(lp[np.arange(len(path)), path].sum(dtype=np.float64))
+
+    cases = [(lp, encode(text)) for lp, text in weak_log_probs]
+    cases += [(lp, encode(text)) for (lp, _), (_, text) in zip(weak_log_probs, cathy_clips[1:] + cathy_clips[:1])]
+    rng = np.random.default_rng(0)
+    ties = []
+    for i in range(300):
+        ids = rng.integers(1, 29, int(rng.integers(1, 12))).tolist()
+        if i % 3 == 1:
+            ids = [ids[0]] * len(ids)  # all repeats: each needs a blank between
+        lp = rng.normal(size=(need(ids) + int(rng.integers(0, 6)), 29)).astype(np.float32)
+        (ties if i % 3 == 2 else cases).append((np.round(lp) if i % 3 == 2 else lp, ids))
+    for lp, ids in cases:
+        lp = lp - np.log(np.exp(lp).sum(1, keepdims=True))
+        if len(lp) >= need(ids):
+            assert forced_align(lp, ids) == reference(lp, ids)
+    for lp, ids in ties:
+        lp = lp - np.log(np.exp(lp).sum(1, keepdims=True))
+        path = forced_align(lp, ids)
+        collapsed = [t for k, t in enumerate(path) if t and (k == 0 or path[k - 1] != t)]
+        assert collapsed == ids and score(lp, path) >= score(lp, reference(lp, ids)) - 1e-5
+    with pytest.raises(ValueError):
+        forced_align(np.zeros((3, 29), np.float32), [5, 5, 6])  # needs 4 frames
 
 
 def test_confidence_is_low_where_the_lm_overrode_the_acoustics(weak_log_probs, cathy_lm):
@@ -220,7 +262,7 @@ def test_bad_lm_is_one_clear_line(cli, tmp_path, cathy_clips, tiny_model_path, c
     elif content is not None:
         lm.write_bytes(content)
     with pytest.raises(LMError) as err:
-        load_language_model(lm)
+        load_language_model(lm, 0.5, 1.0)
     message = str(err.value)
     assert "\n" not in message and message.startswith(f"{lm}: ") and reason in message
     if run_cli:  # and as the command line shows it
@@ -245,9 +287,9 @@ def test_transcribe_cli_with_lm_gives_timed_words(cli, cathy_clips, tiny_model_p
 def test_a_long_segment_is_searched_in_pieces_independent_of_chunking(tiny_model, cathy_clips, cathy_lm):
     """34 s of log-probs with no endpoint (the clips' own, one after another, twice): searched
     in pieces cut between words as they come, whatever the chunking."""
-    space = torch.full((1, 29), -12.0)
+    space = np.full((1, 29), -12.0, np.float32)
     space[0, 1] = -1e-4  # a space between sentences, as a model trained on running speech emits
-    lp = torch.cat([x for p, _ in cathy_clips for x in (log_probs_of(tiny_model, p), space)] * 2)
+    lp = np.concatenate([x for p, _ in cathy_clips for x in (log_probs_of(tiny_model, p), space)] * 2)
     text = " ".join(t for _, t in cathy_clips)
     search = BeamSearch(cathy_lm, BeamOptions(beam_size=8))
     pieces = []

@@ -1,16 +1,22 @@
 """The bundled models: shipped, small, documented, and they hear speech.
 
-These tests run against the model files in the package: asr/models/default.pt (`streaming`, what
-live audio and --stream use) and asr/models/default-bi.pt (`offline`, what `asr transcribe` uses
-for files when no --model is given).
+These tests run against the model files in the package: asr/models/default.npz (`streaming`,
+what live audio and --stream use) and asr/models/default-bi.npz (`offline`, what `asr transcribe`
+uses for files when no --model is given), in the runtime's form, each exported from the torch
+model file beside it (default.pt, default-bi.pt: what training starts from), which it must equal.
 """
 import json
 import os
 
 import jiwer
+import numpy as np
 import pytest
 
-from asr.checkpoint import bundled_model_path, default_model_path, load_model, read_payload
+from asr import runtime
+from asr.audio import load_audio
+from asr.checkpoint import bundled_model_path, default_model_path, read_payload
+from asr.logmel import log_mel
+from asr.runtime import load_model
 from asr.text import normalize
 
 SAMPLE = os.path.join(os.path.dirname(__file__), "..", "asr", "samples", "cathy_a0046.flac")
@@ -26,8 +32,8 @@ def test_each_is_small_of_its_kind_and_carries_its_card(name):
     path = bundled_model_path(name)
     assert path is not None, f"no bundled {name} model"
     assert os.path.getsize(path) <= 25 * 1024 * 1024
-    payload = read_payload(path)
-    assert "training" not in payload  # no optimiser state shipped
+    payload, _ = runtime.read_model_file(path)
+    assert "training" not in read_payload(bundled_model_path(name, torch_file=True))  # no optimiser state shipped
     cfg = payload["config"]
     if name == "streaming":
         assert not cfg["bidirectional"] and cfg["lookahead"] > 0
@@ -48,9 +54,9 @@ def test_each_is_small_of_its_kind_and_carries_its_card(name):
 def test_asr_models_prints_the_card(cli):
     proc = cli("models")
     assert proc.returncode == 0, proc.stderr
-    assert "default.pt" in proc.stdout and "trained_on:" in proc.stdout and "dev_wer:" in proc.stdout
+    assert "default.npz" in proc.stdout and "trained_on:" in proc.stdout and "dev_wer:" in proc.stdout
     assert "unidirectional, streaming" in proc.stdout
-    assert "default-bi.pt" in proc.stdout and "bidirectional (offline only)" in proc.stdout  # both cards
+    assert "default-bi.npz" in proc.stdout and "bidirectional (offline only)" in proc.stdout  # both cards
 
 
 def test_it_transcribes_the_bundled_sample_and_streams_the_same(cli, tmp_path):
@@ -80,3 +86,20 @@ def test_every_command_uses_it_when_no_model_is_given():
     model = load_model(None)
     assert model.source == os.fspath(default_model_path())
     assert model.cfg.streaming
+
+
+@pytest.mark.parametrize("name", ["streaming", "offline"])
+def test_each_runtime_file_equals_the_torch_model_file_it_was_exported_from(name):
+    """The .npz the commands run and the .pt training starts from are one model: the same config,
+    card and parameters, and the same log-probs on the sample (the .pt exported afresh in memory).
+    When this fails, a .pt changed without its export: run scripts/export-models.sh."""
+    npz, pt = bundled_model_path(name), bundled_model_path(name, torch_file=True)
+    assert npz is not None and pt is not None
+    meta, _ = runtime.read_model_file(npz)
+    payload = read_payload(pt)
+    assert meta["card"] == payload["card"], f"{npz} is not {pt}'s export: run scripts/export-models.sh"
+    assert meta["config"] == {**payload["config"], "conv_strides": list(payload["config"]["conv_strides"])}
+    shipped, fresh = runtime.load(npz), runtime.load(pt)
+    feats = log_mel(load_audio(SAMPLE), shipped.fbank)
+    a, b = shipped(feats[None], np.array([len(feats)]))[0], fresh(feats[None], np.array([len(feats)]))[0]
+    assert np.max(np.abs(a - b)) <= 1e-6, f"{npz} is not {pt}'s export: run scripts/export-models.sh"

@@ -2,7 +2,8 @@
 
 import pytest
 
-from asr.lm import kenlm_tool, read_pocketsphinx_trie
+from asr.lm import kenlm_tool
+from asr.pocketsphinx_lm import read_pocketsphinx_trie
 from asr.text import normalize
 
 ARPA = """\\data\\

@@ -40,7 +40,7 @@ def serving(model, body, decoder=None, files=None, **config):
 
 @pytest.fixture(scope="module")
 def default_model():
-    from asr.checkpoint import load_model
+    from asr.runtime import load_model
     return load_model(None)
 
 
@@ -105,9 +105,10 @@ def test_asr_serve_transcribes_uploads_as_asr_transcribe_does_with_the_offline_m
     """`asr serve` without --model: live audio gets the streaming model, uploads the bundled
     offline model as `asr transcribe FILE` does; `model` picks either by its id, and a name the
     server does not have (`whisper-1`) gets the default, the offline one."""
-    from asr.checkpoint import bundled_model_path, load_model
+    from asr.checkpoint import bundled_model_path
     from asr.cli import build_parser, make_decoder
     from asr.cli_live import upload_models
+    from asr.runtime import load_model  # what the commands load (ONNX Runtime)
     if bundled_model_path("offline") is None:
         pytest.skip("no offline model is bundled in this installation")
     args = build_parser(["serve"]).parse_args(["serve"])

@@ -57,13 +57,13 @@ def small(layers=2, lookahead=2, seed=0, strides=(2, 2), kernel=3, bidirectional
 
 @pytest.fixture(scope="session")
 def default_models():
-    model = load_model(default_model_path())
+    model = load_model(default_model_path(torch_file=True))
     return model, to_runtime(model)
 
 
 @pytest.fixture(scope="session")
-def tiny_models(tiny_model):
-    return tiny_model, to_runtime(tiny_model)
+def tiny_models(tiny_torch_model):
+    return tiny_torch_model, to_runtime(tiny_torch_model)
 
 
 def torch_log_probs(model, feats: np.ndarray, float64: bool = False) -> np.ndarray:
@@ -269,26 +269,26 @@ def test_export_round_trip(cli, tmp_path):
     """`asr export` of the bundled model: a runtime file with the card, config and filterbank,
     float16 weights kept float16, its LM copied beside it; it loads and equals the .pt file."""
     out = tmp_path / "exported" / "model.npz"
-    r = cli("export", default_model_path(), "-o", out)
+    r = cli("export", default_model_path(torch_file=True), "-o", out)
     assert r.returncode == 0, r.stderr
     assert f"wrote {out}" in r.stdout
     meta, arrays = runtime.read_model_file(out)
-    payload = torch.load(default_model_path(), map_location="cpu", weights_only=True)
+    payload = torch.load(default_model_path(torch_file=True), map_location="cpu", weights_only=True)
     assert meta["card"] == payload["card"] and meta["config"] == {**payload["config"], "conv_strides": list(
         payload["config"]["conv_strides"])}
     assert meta["parameters"] == sum(v.numel() for k, v in payload["state_dict"].items() if not k.startswith("feat_"))
-    assert os.path.getsize(out) < 1.2 * os.path.getsize(default_model_path())  # float16 stays float16
+    assert os.path.getsize(out) < 1.2 * os.path.getsize(default_model_path(torch_file=True))  # float16 stays float16
     lm = meta["card"]["lm"]["file"]
     for name in (lm, lm + ".vocab"):
-        assert (out.parent / name).read_bytes() == (default_model_path().parent / name).read_bytes()
-    exported, from_pt = runtime.load(out), runtime.load(default_model_path())
+        assert (out.parent / name).read_bytes() == (default_model_path(torch_file=True).parent / name).read_bytes()
+    exported, from_pt = runtime.load(out), runtime.load(default_model_path(torch_file=True))
     assert exported.card == from_pt.card and exported.cfg == from_pt.cfg and exported.source == str(out)
     feats = log_mel(load_audio(SAMPLE), exported.fbank)
     assert np.array_equal(offline(exported, feats), offline(from_pt, feats))
-    assert export(default_model_path(), out) == [str(out)]  # the LM already there: not copied again
+    assert export(default_model_path(torch_file=True), out) == [str(out)]  # the LM already there: not copied again
     (out.parent / (lm + ".vocab")).write_text("another\n")
     with pytest.raises(runtime.ModelError, match="exists and is not"):  # never overwrites another LM's words
-        export(default_model_path(), out)
+        export(default_model_path(torch_file=True), out)
 
 
 def test_export_and_load_refuse_bad_input_with_one_line(cli, tmp_path):

@@ -14,10 +14,12 @@
 # (greedy), 8 build a general 3-gram LM (the synthetic corpus's text pool and every corpus's
 # training transcripts, no dev sentence), tune alpha/beta on all dev sets together and
 # evaluate with it, 9 install model and LM as the bundled default, the card carrying the dev
-# WER of stages 7 and 8; 10 the offline model: stage 6's model widened to a bidirectional GRU
+# WER of stages 7 and 8, and export it to the runtime form the commands run (asr/models/default.npz,
+# `asr export`); 10 the offline model: stage 6's model widened to a bidirectional GRU
 # (bi.yaml) and trained on the same speech (--init-from MODEL: another streaming model), 11 its
 # dev WER greedy and with the bundled LM (alpha/beta tuned for it), 12 install it as
-# asr/models/default-bi.pt (`--model offline`), with its card.
+# asr/models/default-bi.pt (`--model offline`), with its card, exported to default-bi.npz. Each
+# install stage can be re-run alone (--stage 12 --stop-stage 12) to refresh a model's export.
 # The corpora come from ../shared/data here (--shared; one folder each, named as there); elsewhere
 # each recipe's README says where to get its corpus (recipes/<corpus>/prepare.py reads the public
 # layout too).
@@ -117,7 +119,12 @@ PY
     report "$set + LM" "$1/dev_${set}_lm.json"
   done
 }
-install_model() {  # install_model RUN_DIR asr/models/NAME.pt CONFIG: the model, its card with the dev WER
+install_model() {  # install_model RUN_DIR asr/models/NAME.pt CONFIG: the model, its card with the dev WER, its export
+  if [ ! -f "$1/model.pt" ] && [ -f "$2" ]; then
+    echo "$1/model.pt is not here: exporting the installed $2 as it is" >&2
+    $py -m asr export "$2" -o "${2%.pt}.npz"
+    return
+  fi
   cp "$1/model.pt" "$2"
   devs=(); devs_lm=()
   for set in $sets; do
@@ -125,6 +132,8 @@ install_model() {  # install_model RUN_DIR asr/models/NAME.pt CONFIG: the model,
   done
   $py recipes/default/card.py "$2" --config "$3" "${devs[@]}" \
       --lm asr/models/default-lm.bin --tune "$1/tune_lm.json" "${devs_lm[@]}" ${card_training:+--set "training=$card_training"}
+  # the runtime form the commands run (ONNX Runtime, no torch); tests/test_default_model.py checks they agree
+  $py -m asr export "$2" -o "${2%.pt}.npz"
 }
 if run 7; then
   log 7 "evaluate $out/model.pt, greedy"
@@ -147,7 +156,7 @@ if run 8; then
   evaluate_lm "$out" "$out/lm.bin"
 fi
 if run 9; then
-  log 9 "install $out/model.pt and its LM as asr/models/default.pt, default-lm.bin"
+  log 9 "install $out/model.pt and its LM as asr/models/default.pt (and .npz), default-lm.bin"
   mkdir -p asr/models
   cp "$out/lm.bin" asr/models/default-lm.bin
   cp "$out/lm.bin.vocab" asr/models/default-lm.bin.vocab
@@ -167,7 +176,7 @@ if run 11; then
   evaluate_lm "$bi" asr/models/default-lm.bin
 fi
 if run 12; then
-  log 12 "install $bi/model.pt as asr/models/default-bi.pt (\`--model offline\`, the default for files)"
+  log 12 "install $bi/model.pt as asr/models/default-bi.pt and .npz (\`--model offline\`, the default for files)"
   install_model "$bi" asr/models/default-bi.pt "$bi_config"
   ls -l asr/models/
 fi
