@@ -16,7 +16,8 @@
 # evaluate with it, 9 install model and LM as the bundled default, the card carrying the dev
 # WER of stages 7 and 8, and export it to the runtime form the commands run (asr/models/default.npz,
 # `asr export`); 10 the offline model: stage 6's model widened to a bidirectional GRU
-# (bi.yaml) and trained on the same speech (--init-from MODEL: another streaming model), 11 its
+# (bi.yaml) and trained on the same speech (--init-from MODEL: another streaming model), then
+# 1000 more steps from that run's model (a second cosine schedule, peak lr 5e-4), 11 its
 # dev WER greedy and with the bundled LM (alpha/beta tuned for it), 12 install it as
 # asr/models/default-bi.pt (`--model offline`), with its card, exported to default-bi.npz. Each
 # install stage can be re-run alone (--stage 12 --stop-stage 12) to refresh a model's export.
@@ -165,11 +166,16 @@ if run 9; then
 fi
 bi_config=recipes/default/bi.yaml
 bi=$(sed -n 's/^out_dir: *//p' "$bi_config")
+bi_more=$bi-more  # the second run of stage 10 (the curve was still falling after the first)
 if run 10; then
   start=${init_from:-$real/model.pt}
   log 10 "the offline model: $start widened to a bidirectional GRU, trained on all real speech ($bi_config) into $bi"
   $py -m asr train --config "$bi_config" data_dir="$data" init_from="$start" --resume-if-any
+  log 10 "continue $bi/model.pt: 1000 more steps from a new warm-up (peak lr 5e-4) into $bi_more"
+  $py -m asr train --config "$bi_config" data_dir="$data" out_dir="$bi_more" init_from="$bi/model.pt" \
+      max_steps=1000 lr=5e-4 warmup_steps=50 seed=3 --resume-if-any
 fi
+bi=$bi_more  # stages 11 and 12: the continued run
 if run 11; then
   log 11 "evaluate $bi/model.pt, greedy and with stage 8's LM (alpha/beta tuned for it)"
   evaluate_greedy "$bi"
