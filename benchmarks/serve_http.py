@@ -4,7 +4,7 @@ latency of live Vosk clients without and with a concurrent upload.
     python benchmarks/serve_http.py                     # the bundled model + LM, 20 live clients
     python benchmarks/serve_http.py --clients 50 --model PATH
 
-The server runs as `asr serve` (one torch thread). Live clients stream the test clips in
+The server runs as `asr serve` (one thread). Live clients stream the test clips in
 real time (a 100 ms chunk every 100 ms); a chunk's latency is from its sending to its reply.
 Phase 1: the live clients alone. Phase 2: the same while a long file (the test clips with
 pauses, repeated to --upload-seconds) is transcribed through POST /v1/audio/transcriptions.
@@ -110,7 +110,7 @@ def main():
         proc.terminate()
         proc.wait(timeout=60)
     print(f"{args.clients} live clients, 100 ms chunks in real time; upload of {args.upload_seconds:g} s of speech "
-          f"({'the bundled model + LM' if not args.model else args.model}); server: 1 torch thread")
+          f"({'the bundled model + LM' if not args.model else args.model}); server: 1 thread")
     print(f"partial latency, live clients alone:      {summary(base)}")
     print(f"partial latency, during the upload:       {summary(during)}")
     print(f"upload RTF beside the live clients: {with_live / args.upload_seconds:.3f} ({with_live:.1f} s); "
