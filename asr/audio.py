@@ -28,6 +28,8 @@ WIN_LENGTH = N_FFT
 HOP_LENGTH = 160  # 10 ms between feature frames
 N_MELS = 80
 FRAME_SECONDS = HOP_LENGTH / SAMPLE_RATE  # 0.01 s per feature frame
+FRAMES_PER_SECOND = SAMPLE_RATE // HOP_LENGTH  # 100 feature frames a second
+F_MIN = 20.0  # Hz, the lowest mel filter's lower edge (the top is SAMPLE_RATE / 2)
 
 BLOCK_SECONDS = 10.0  # how much of a file is read at a time
 # WAV data sizes that mean "unknown length": written by tools that stream a WAV into a pipe and

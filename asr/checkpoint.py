@@ -12,7 +12,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .audio import HOP_LENGTH, N_FFT, N_MELS, SAMPLE_RATE
+from .logmel import FEATURES
 from .runtime import ModelError  # noqa: F401 (one error type for model files of either form)
 from .text import VOCAB
 
@@ -24,8 +24,6 @@ if TYPE_CHECKING:
 
 FORMAT = "asr-gru-ctc"
 VERSION = 1
-FEATURES = {"type": "log-mel", "sample_rate": SAMPLE_RATE, "n_fft": N_FFT, "hop_length": HOP_LENGTH,
-            "n_mels": N_MELS, "f_min": 20.0, "log_floor": 1e-10}
 DEFAULT_MODEL = "default.npz"  # inside asr/models/
 # The bundled models by name (--model NAME), in the runtime's form (runtime.py; what the commands
 # run): the streaming model serves live audio; the offline (bidirectional) one, where bundled, is

@@ -13,12 +13,12 @@ import numpy as np
 import torch
 import torchaudio
 
-from .audio import HOP_LENGTH, N_FFT, N_MELS, SAMPLE_RATE, WIN_LENGTH
+from .audio import F_MIN, HOP_LENGTH, N_FFT, N_MELS, SAMPLE_RATE, WIN_LENGTH
 from .logmel import LOG_FLOOR, frames_of, num_frames  # the framing the torch-free runtime shares
 
 
 _FBANK = torchaudio.functional.melscale_fbanks(
-    n_freqs=N_FFT // 2 + 1, f_min=20.0, f_max=SAMPLE_RATE / 2, n_mels=N_MELS,
+    n_freqs=N_FFT // 2 + 1, f_min=F_MIN, f_max=SAMPLE_RATE / 2, n_mels=N_MELS,
     sample_rate=SAMPLE_RATE, norm=None, mel_scale="htk").to(torch.float64)  # (201, 80)
 _WINDOW = torch.hann_window(WIN_LENGTH, periodic=True, dtype=torch.float64)
 

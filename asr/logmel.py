@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from .audio import HOP_LENGTH, N_FFT, N_MELS, WIN_LENGTH
+from .audio import F_MIN, HOP_LENGTH, N_FFT, N_MELS, SAMPLE_RATE, WIN_LENGTH
 
 LOG_FLOOR = 1e-10  # power floor before log: digital silence -> log(1e-10) = -23.0 (as features.py)
+# The feature settings every model file records (both forms); a file that says otherwise is refused.
+FEATURES = {"type": "log-mel", "sample_rate": SAMPLE_RATE, "n_fft": N_FFT, "hop_length": HOP_LENGTH,
+            "n_mels": N_MELS, "f_min": F_MIN, "log_floor": LOG_FLOOR}
 N_FREQS = N_FFT // 2 + 1  # 201 rfft bins
 # torch.hann_window(WIN_LENGTH, periodic=True) in float64
 WINDOW = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(WIN_LENGTH) / WIN_LENGTH)

@@ -31,15 +31,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import HOP_LENGTH, N_FFT, N_MELS, SAMPLE_RATE
-from .logmel import LOG_FLOOR, N_FREQS, log_mel_frames
+from .audio import N_MELS
+from .logmel import FEATURES, N_FREQS, log_mel_frames
 from .text import VOCAB
 
 FORMAT = "asr-gru-ctc-runtime"
 VERSION = 1
-# What the features of every model are; a file that says otherwise is refused.
-FEATURES = {"type": "log-mel", "sample_rate": SAMPLE_RATE, "n_fft": N_FFT, "hop_length": HOP_LENGTH,
-            "n_mels": N_MELS, "f_min": 20.0, "log_floor": LOG_FLOOR}
 
 
 class ModelError(Exception):

@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .audio import Resampler, pcm16_to_float
+from .audio import FRAMES_PER_SECOND, Resampler, pcm16_to_float
 
 if TYPE_CHECKING:  # not at run time: `asr serve --help` reads ServerConfig without loading torch
     from .decoding import Segment
@@ -201,7 +201,7 @@ class StreamingServer:
         self._sockets: set = set()  # the aiohttp WebSocketResponses, to close at shutdown
         self._worker: asyncio.Task | None = None
         sub = recognizer.model.cfg.subsampling
-        self._max_frames = max(sub, int(config.step_seconds * 100) // sub * sub)  # 10 ms feature frames
+        self._max_frames = max(sub, int(config.step_seconds * FRAMES_PER_SECOND) // sub * sub)
         self.ticks = 0  # model steps taken (for tests and benchmarks)
 
     # ------------------------------------------------------------------ lifecycle

@@ -26,7 +26,7 @@ from .data import (DurationBatchSampler, ManifestReport, SpeechDataset, Utteranc
                    ctc_min_frames, read_manifest)
 from .evaluate import score
 from .features import compute_stats, log_mel
-from .audio import load_audio
+from .audio import FRAMES_PER_SECOND, load_audio
 from .model import AcousticModel, bidirectional_from_streaming
 from .text import BLANK_ID
 
@@ -363,7 +363,7 @@ class Trainer:
             return None
         self.utterances_trained += len(lengths)
         return {"loss": loss.item(), "grad_norm": grad_norm.item(), "tokens": tokens,
-                "seconds": float(lengths.sum()) / 100.0}
+                "seconds": float(lengths.sum()) / FRAMES_PER_SECOND}
 
     def evaluate_dev(self) -> dict:
         out = {"step": self.step, "train_hours": self.train_seconds / 3600, "audio_hours": self.audio_seconds / 3600}
