@@ -427,7 +427,7 @@ class StreamingServer:
             for j in going:
                 while (seg := j.conn.stream.endpoint()) is not None:
                     j.segments.append(seg)
-                    j.conn.stream.words.clear()  # sent; a long-lived connection must not hoard them
+                    j.conn.stream.forget_words()  # sent; a long-lived connection must not hoard them
                 if j.conn.stream.backlog >= sub:
                     carry.append(j)  # more of its chunk next tick, before it is answered
                 elif j.segments:

@@ -226,6 +226,11 @@ class Stream:
             return None
         return self._close_segment()
 
+    def forget_words(self) -> None:
+        """Drop the words of the segments ended so far (a long-lived stream whose segments were
+        sent need not hoard them); finalize() then gives only the words that came after."""
+        self.words.clear()
+
     def _close_segment(self) -> Segment:
         start, end = self.endpointer.start, self.endpointer.frames_total * self.recognizer.frame_seconds
         return _segment(self.end_segment(), start, end)

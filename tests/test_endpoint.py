@@ -147,3 +147,20 @@ def test_endpoints_in_a_real_stream_leave_the_words_unchanged(tiny_live_model, c
         [(w.word, w.start, w.end) for w in plain.finalize().words]
     assert stream.finalize().text == " ".join(texts)
     assert plain.endpoint() is None  # no rules, no endpoints
+
+
+def test_a_stream_that_forgets_sent_words_still_gives_its_last_segment(tiny_live_model, cathy_clips):
+    """What `asr serve` does after sending each ended segment: the words already sent are
+    dropped, the last segment still comes whole, and finalize() covers only what followed."""
+    a, b = load_audio(cathy_clips[0][0]), load_audio(cathy_clips[6][0])
+    x = np.concatenate([np.zeros(8000, np.float32), a, np.zeros(32000, np.float32), b, np.zeros(4000, np.float32)])
+    stream = Recognizer(tiny_live_model, endpoint=EndpointConfig()).stream()
+    sent = []
+    for i in range(0, len(x), 1600):
+        stream.accept(x[i:i + 1600])
+        while (seg := stream.endpoint()) is not None:
+            sent.append(seg.text)
+            stream.forget_words()
+    assert [t for t in sent if t] == [cathy_clips[0][1]]
+    assert stream.final_segment().text == cathy_clips[6][1]
+    assert stream.finalize().text == cathy_clips[6][1]
