@@ -252,6 +252,17 @@ def test_endpoints_end_utterances_mid_stream(tiny_live_model, cathy_clips):
         [(w.word, round(w.start, 3), round(w.end, 3)) for w in whole.finalize().words]
 
 
+def served_url(proc) -> str | None:
+    """The ws:// URL a started `asr serve --port 0` prints on stderr (None if it stops first)."""
+    for _ in range(200):
+        line = proc.stderr.readline()
+        if not line:
+            return None
+        if "serving on" in line:
+            return line.split("serving on ")[1].split()[0]
+    return None
+
+
 def test_serve_command_end_to_end(tiny_model, tiny_model_path, cathy_clips):
     """`asr serve --port 0` as a user runs it; a client gets what transcribing the file gives
     (the library call under `asr transcribe`); SIGINT stops the server cleanly."""
@@ -261,14 +272,7 @@ def test_serve_command_end_to_end(tiny_model, tiny_model_path, cathy_clips):
     proc = subprocess.Popen([sys.executable, "-m", "asr", "serve", "--port", "0", "--model", str(tiny_model_path)],
                             stderr=subprocess.PIPE, text=True, env=env)
     try:
-        url = None
-        for _ in range(200):
-            line = proc.stderr.readline()
-            if not line:
-                break
-            if "serving on" in line:
-                url = line.split("serving on ")[1].split()[0]
-                break
+        url = served_url(proc)
         assert url and url.startswith("ws://127.0.0.1:"), "the server did not start"
         pcm, rate = file_pcm(path)
         replies = asyncio.run(asyncio.wait_for(vosk_client(url, pcm, rate, 8000), TIMEOUT))

@@ -60,15 +60,23 @@ def chromium(fake_audio):
         pytest.skip(f"headless Chromium cannot start here: {str(err).strip().splitlines()[0]}")
 
 
-def test_the_page_transcribes_its_microphone_and_a_chosen_file(tiny_live_model, cathy_clips, tmp_path):
-    from selenium.webdriver.common.by import By
+def two_utterance_recording(model, cathy_clips, tmp_path):
+    """What the fake microphone plays: two real sentences with a 2 s pause (longer than the
+    1.2 s that ends an utterance). Returns the samples, the WAV, the two texts and what
+    `asr transcribe --stream` gives for it."""
     (a, text_a), (b, text_b) = cathy_clips[4], cathy_clips[7]
-    pause = np.zeros(32000, np.float32)  # 2 s: longer than the 1.2 s that ends an utterance
+    pause = np.zeros(32000, np.float32)
     played = np.concatenate([pause[:12800], load_audio(a), pause, load_audio(b), pause[:24000]])
     wav = tmp_path / "mic.wav"
     sf.write(wav, played, 16000, subtype="PCM_16")
-    expected = transcribe(tiny_live_model, wav, chunk_ms=100)  # `asr transcribe --stream`
+    expected = transcribe(model, wav, chunk_ms=100)
     assert expected.text == f"{text_a} {text_b}"
+    return played, wav, (text_a, text_b), expected
+
+
+def test_the_page_transcribes_its_microphone_and_a_chosen_file(tiny_live_model, cathy_clips, tmp_path):
+    from selenium.webdriver.common.by import By
+    played, wav, (text_a, text_b), expected = two_utterance_recording(tiny_live_model, cathy_clips, tmp_path)
     upload, upload_text = cathy_clips[1]
 
     driver = chromium(wav)

@@ -36,12 +36,11 @@ import pytest
 import soundfile as sf
 import soxr
 
-from asr.audio import load_audio
 from asr.endpoint import EndpointConfig
 from asr.streaming import Recognizer
 from asr.transcribe import transcribe
 
-from test_web_page import ServerThread
+from test_web_page import ServerThread, two_utterance_recording
 from virtual_mic import start_virtual_mic
 
 FIREFOX = shutil.which("firefox-esr") or shutil.which("firefox")
@@ -244,13 +243,7 @@ RENDER = """async (samples, rate) => {
 
 
 def test_the_page_in_firefox_transcribes_its_microphone_and_a_chosen_file(tiny_live_model, cathy_clips, tmp_path):
-    (a, text_a), (b, text_b) = cathy_clips[4], cathy_clips[7]
-    pause = np.zeros(32000, np.float32)  # 2 s: longer than the 1.2 s that ends an utterance
-    played = np.concatenate([pause[:12800], load_audio(a), pause, load_audio(b), pause[:24000]])
-    wav = tmp_path / "mic.wav"
-    sf.write(wav, played, 16000, subtype="PCM_16")
-    expected = transcribe(tiny_live_model, wav, chunk_ms=100)  # `asr transcribe --stream`
-    assert expected.text == f"{text_a} {text_b}"
+    played, wav, (text_a, text_b), expected = two_utterance_recording(tiny_live_model, cathy_clips, tmp_path)
     upload, upload_text = cathy_clips[1]
 
     mic = start_virtual_mic(APT, rate=16000)

@@ -100,20 +100,13 @@ def test_the_cli_transcribes_the_sample_without_torch_as_the_torch_model_does(no
 def test_serve_answers_a_vosk_client_without_torch(no_torch):
     from asr import runtime
     from asr.transcribe import transcribe
-    from test_server import TIMEOUT, file_pcm, text_of, vosk_client
+    from test_server import TIMEOUT, file_pcm, served_url, text_of, vosk_client
 
     env, attempts = no_torch
     proc = subprocess.Popen([sys.executable, "-m", "asr", "serve", "--port", "0", "--no-lm"],
                             stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
     try:
-        url = None
-        for _ in range(200):
-            line = proc.stderr.readline()
-            if not line:
-                break
-            if "serving on" in line:
-                url = line.split("serving on ")[1].split()[0]
-                break
+        url = served_url(proc)
         assert url, "the server did not start"
         pcm, rate = file_pcm(SAMPLE)
         replies = asyncio.run(asyncio.wait_for(vosk_client(url, pcm, rate, 8000), TIMEOUT))
