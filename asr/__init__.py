@@ -3,7 +3,7 @@
     import asr
     model = asr.load_model()                      # the bundled default model (ONNX Runtime, no torch)
     print(asr.transcribe(model, "clip.flac").text)  # greedy
-    decoder = asr.beam_decoder(model)             # beam search + the model's own LM, as the CLI
+    decoder = asr.decoder_for(model)              # beam search + the model's own LM, as the CLI
     print(asr.transcribe(model, "clip.flac", decoder).text)
 
     rec = asr.Recognizer(model)                    # one model, many streams
@@ -25,7 +25,7 @@ __version__ = "0.1.0"
 # The public API, by the module that defines each name. The model runs on the runtime (ONNX
 # Runtime and numpy: runtime.py); only the training names (TORCH_API) need torch, the train extra.
 _API = {"SAMPLE_RATE": "audio", "AudioError": "audio", "load_audio": "audio", "BeamOptions": "beam", "LMError": "beam",
-        "beam_decoder": "beam", "ModelError": "runtime", "load_model": "runtime", "Model": "runtime",
+        "decoder_for": "beam", "ModelError": "runtime", "load_model": "runtime", "Model": "runtime",
         "ModelConfig": "runtime", "save_model": "checkpoint", "GreedyDecoder": "decoding", "Result": "decoding",
         "Segment": "decoding", "Word": "decoding", "EndpointConfig": "endpoint", "EndpointRule": "endpoint",
         "AcousticModel": "model", "Recognizer": "streaming", "Stream": "streaming", "transcribe": "transcribe",
@@ -37,7 +37,7 @@ from .deps import running_as_cli  # noqa: E402
 
 if not running_as_cli():
     from .audio import SAMPLE_RATE, AudioError, load_audio  # noqa: E402
-    from .beam import BeamOptions, LMError, beam_decoder  # noqa: E402
+    from .beam import BeamOptions, LMError, decoder_for  # noqa: E402
     from .decoding import GreedyDecoder, Result, Segment, Word  # noqa: E402
     from .endpoint import EndpointConfig, EndpointRule  # noqa: E402
     from .runtime import Model, ModelConfig, ModelError, load_model  # noqa: E402

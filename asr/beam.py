@@ -8,6 +8,10 @@ number of `BeamDecoder`s, one per stream, which implement the `Decoder` interfac
 results stay greedy (cheap, every chunk), and each segment's final result is beam searched
 when the segment ends, with the language model's context carried over from the stream's
 previous segments.
+
+`decoder_for(model, ...)` is where a model gets its decoders, greedy or beam search, with the
+language model and tuned weights its card names unless the caller chooses others: every
+command and the Python API ask it.
 """
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .decoding import GreedyDecoder, Word, words_from_tokens
+from .decoding import Decoder, GreedyDecoder, Word, time_offset, words_from_tokens
 from .lm import LMError, load_language_model  # noqa: F401 (both stay importable from here, as before)
 from .text import BLANK_ID, SPACE_ID, VOCAB, encode, normalize
 
@@ -43,6 +47,13 @@ class BeamOptions:
     hotwords: tuple[tuple[str, float], ...] = ()  # (normalised word or phrase, weight)
     beam_prune_logp: float = -10.0  # drop beams this far below the best
     token_min_logp: float = -5.0  # characters below this log-prob are not expanded (unless argmax)
+
+    def __post_init__(self):
+        if self.beam_size < 1:
+            raise ValueError(f"the beam size must be at least 1 (got {self.beam_size})")
+        for name in ("alpha", "beta"):
+            if not math.isfinite(getattr(self, name)):
+                raise ValueError(f"{name} must be a finite number (got {getattr(self, name)!r})")
 
 
 def parse_hotword(spec: str) -> tuple[str, float]:
@@ -337,9 +348,13 @@ def _pause_cut(lp: np.ndarray) -> int:
     return half + int(lp[half:, SPACE_ID].argmax())
 
 
+# --------------------------------------------------------------------------- which decoder
+NO_LM = "none"  # decoder_for(lm=NO_LM): no language model, not even the one the model file comes with
+
+
 def bundled_lm(model) -> dict | None:
-    """The language model a model file's card names for decoding by default, as
-    {"path", "alpha", "beta"} (alpha and beta defaulted where the card has none): card entry
+    """The language model a model file's card names for decoding by default, as {"path",
+    "alpha", "beta"} (alpha and beta None where the card gives none): card entry
     `lm: {file, alpha, beta}`, `file` relative to the model file's folder (the bundled default
     model and its LM lie side by side in the package). None when the card names none."""
     entry = (getattr(model, "card", None) or {}).get("lm")
@@ -348,27 +363,51 @@ def bundled_lm(model) -> dict | None:
         return None
     alpha, beta = entry.get("alpha"), entry.get("beta")
     return {"path": os.path.join(os.path.dirname(os.path.abspath(source)), entry["file"]),
-            "alpha": DEFAULT_ALPHA if alpha is None else float(alpha),
-            "beta": DEFAULT_BETA if beta is None else float(beta)}
+            "alpha": None if alpha is None else float(alpha), "beta": None if beta is None else float(beta)}
 
 
-def beam_decoder(model, lm: str | os.PathLike | None = None, options: BeamOptions | None = None):
-    """A decoder factory for `transcribe(model, path, decoder)` and `Recognizer(model, decoder)`:
-    beam search with `lm` (an ARPA or KenLM binary), or, when lm is None, with the language
-    model the model file comes with (the bundled default model's, with its tuned alpha and
-    beta); None (greedy) when there is neither. Raises LMError for an unusable LM."""
+class Decoders:
+    """A factory of fresh decoders for one model's streams, timed at its output stride: greedy
+    when search is None, else BeamDecoders sharing the one BeamSearch (its LM loaded once)."""
+
+    def __init__(self, model, search: BeamSearch | None = None):
+        from .audio import FRAME_SECONDS
+        self.search = search
+        self.frame_seconds = FRAME_SECONDS * model.cfg.subsampling
+        self.time_offset = time_offset(model)
+
+    def __call__(self) -> Decoder:
+        if self.search is None:
+            return GreedyDecoder(self.frame_seconds, self.time_offset)
+        return BeamDecoder(self.search, self.frame_seconds, self.time_offset)
+
+
+def decoder_for(model, beam_size: int | None = None, lm: str | os.PathLike | None = None,
+                alpha: float | None = None, beta: float | None = None, hotwords: Iterable[str] = ()) -> Decoders:
+    """The decoders `model` gets for these choices: the one place that decides, for every
+    command and the Python API (`transcribe(model, audio, decoder_for(model))`,
+    `Recognizer(model, decoder_for(model))`).
+
+    lm: an ARPA or KenLM binary file; None: the language model the model file's card names
+    (`bundled_lm`), if any; NO_LM ("none"): none. Greedy where no language model is used and
+    neither beam_size nor hotwords is given; else beam search with beam_size beams (default 32).
+    alpha, beta: as given; else, with the card's LM, the card's tuned values; else BeamOptions'
+    defaults. hotwords: 'WORD[:WEIGHT]' specs (`parse_hotword`).
+    Raises ValueError for a bad value (BeamOptions checks them) or alpha/beta without a
+    language model, LMError for an unusable language model."""
+    hot = tuple(parse_hotword(h) for h in hotwords)
     if lm is None:
         own = bundled_lm(model)
-        if own is None:
-            return None
-        lm = own["path"]
-        options = options or BeamOptions(alpha=own["alpha"], beta=own["beta"])
-    return decoder_factory(model, BeamSearch(lm, options or BeamOptions()))
-
-
-def decoder_factory(model, search: BeamSearch):
-    """Per-stream BeamDecoders over one shared search, timed at the model's output stride."""
-    from .audio import FRAME_SECONDS
-    from .decoding import time_offset
-    frame_seconds, offset = FRAME_SECONDS * model.cfg.subsampling, time_offset(model)
-    return lambda: BeamDecoder(search, frame_seconds, offset)
+        if own is not None:
+            lm = own["path"]
+            alpha = own["alpha"] if alpha is None else alpha
+            beta = own["beta"] if beta is None else beta
+    elif os.fspath(lm) == NO_LM:
+        lm = None
+    if beam_size is None and lm is None and not hot:
+        if alpha is not None or beta is not None:
+            raise ValueError("--alpha and --beta weigh a language model: give --lm PATH")
+        return Decoders(model)
+    weights = {name: value for name, value in (("alpha", alpha), ("beta", beta)) if value is not None}
+    options = BeamOptions(beam_size=DEFAULT_BEAM_SIZE if beam_size is None else beam_size, hotwords=hot, **weights)
+    return Decoders(model, BeamSearch(lm, options))

@@ -50,7 +50,7 @@ def load_model_or_exit(args, offline: bool = False):
 
 
 def add_decoder_options(p: argparse.ArgumentParser) -> None:
-    """--beam-size, --lm, --alpha, --beta, --hotword (see docs/lm.md); read by make_decoder."""
+    """--beam-size, --lm, --alpha, --beta, --hotword, --no-lm (see docs/lm.md); read by decoder_or_exit."""
     g = p.add_argument_group("decoding", "Greedy unless --beam-size, --lm or --hotword is given, or the model "
                                          "comes with a language model (docs/lm.md).")
     g.add_argument("--beam-size", type=int, default=None, metavar="N",
@@ -67,48 +67,18 @@ def add_decoder_options(p: argparse.ArgumentParser) -> None:
                    help="greedy decoding even where the model file comes with a language model (as the default does)")
 
 
-def make_beam_search(args, model=None):
-    """The BeamSearch named by the decoding options, or None for greedy. Without --lm, the
-    language model that `model`'s card names (with its alpha and beta unless given) is used,
-    unless --no-lm. Exits 2 with one line on bad options or an unusable language model."""
-    from .beam import (DEFAULT_ALPHA, DEFAULT_BEAM_SIZE, DEFAULT_BETA, BeamOptions, BeamSearch, LMError, bundled_lm,
-                       parse_hotword)
-    beam, lm, hotwords = getattr(args, "beam_size", None), getattr(args, "lm", None), getattr(args, "hotword", None) or []
-    alpha, beta = getattr(args, "alpha", None), getattr(args, "beta", None)
-    own = None if lm or getattr(args, "no_lm", False) or model is None else bundled_lm(model)
-    if own is not None:
-        lm = own["path"]
-        alpha = own["alpha"] if alpha is None else alpha
-        beta = own["beta"] if beta is None else beta
-    if beam is not None and beam < 1:
-        error(f"--beam-size must be at least 1 (got {beam})")
-        sys.exit(EXIT_USAGE)
-    if not beam and not lm and not hotwords:
-        if alpha is not None or beta is not None:
-            error("--alpha and --beta weigh a language model: give --lm PATH")
-            sys.exit(EXIT_USAGE)
-        return None
-    for name, value in (("--alpha", alpha), ("--beta", beta)):
-        if value is not None and not math.isfinite(value):
-            error(f"{name} must be a finite number")
-            sys.exit(EXIT_USAGE)
+def decoder_or_exit(args, model):
+    """The decoders the decoding options choose for model (`beam.decoder_for`: the card's LM and
+    weights unless the options say otherwise). Exits 2 with one line on bad options or an
+    unusable language model."""
+    from .beam import NO_LM, LMError, decoder_for
+    lm = getattr(args, "lm", None) or (NO_LM if getattr(args, "no_lm", False) else None)
     try:
-        options = BeamOptions(beam_size=beam or DEFAULT_BEAM_SIZE,
-                              alpha=DEFAULT_ALPHA if alpha is None else alpha,
-                              beta=DEFAULT_BETA if beta is None else beta,
-                              hotwords=tuple(parse_hotword(h) for h in hotwords))
-        return BeamSearch(lm, options)
+        return decoder_for(model, getattr(args, "beam_size", None), lm, getattr(args, "alpha", None),
+                           getattr(args, "beta", None), getattr(args, "hotword", None) or ())
     except (ValueError, LMError) as err:
         error(str(err))
         sys.exit(EXIT_USAGE)
-
-
-def make_decoder(args, model):
-    """A decoder factory from the decoding options (None: greedy). Exits 2 with one line on
-    bad options or an unusable language model."""
-    from .beam import decoder_factory
-    search = make_beam_search(args, model)
-    return None if search is None else decoder_factory(model, search)
 
 
 # --------------------------------------------------------------------------- transcribe
@@ -199,7 +169,7 @@ def cmd_transcribe(args) -> int:
     if args.stream and not model.cfg.streaming:
         error(f"{model.source}: a bidirectional model cannot stream; drop --stream or use a unidirectional model")
         return EXIT_USAGE
-    decoder = make_decoder(args, model)
+    decoder = decoder_or_exit(args, model)
     sources = {path: open_input(path) for path in args.files}  # standard input and pipes are read here
     total = 0.0
     for source in sources.values():
@@ -283,7 +253,7 @@ def _show_model(path) -> int:
     cfg = payload["config"]
     kind = "bidirectional (offline only)" if cfg["bidirectional"] else f"unidirectional, streaming, lookahead {cfg['lookahead']} frames"
     print(f"model: {path} ({os.path.getsize(path) / 1e6:.1f} MB, {n_params / 1e6:.2f} M parameters)")
-    print(f"architecture: {len(cfg['conv_strides'])} conv (x{__import__('math').prod(cfg['conv_strides'])} subsampling), "
+    print(f"architecture: {len(cfg['conv_strides'])} conv (x{math.prod(cfg['conv_strides'])} subsampling), "
           f"{cfg['num_layers']} x GRU {cfg['hidden_size']}, {kind}")
     card = payload.get("card") or {}
     for key, value in card.items():

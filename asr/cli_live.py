@@ -6,7 +6,7 @@ import os
 import sys
 
 from .cli import (EXIT_FAILED_INPUT, EXIT_USAGE, add_decoder_options, add_model_option, error, load_model_or_exit,
-                  make_decoder)
+                  decoder_or_exit)
 
 def add_endpoint_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("endpointing (when an utterance ends)")
@@ -81,7 +81,7 @@ def cmd_listen(args) -> int:
         error(str(err))
         return EXIT_USAGE
     model = streaming_model_or_exit(args)
-    stream = Recognizer(model, make_decoder(args, model), endpoint=endpoint).stream()
+    stream = Recognizer(model, decoder_or_exit(args, model), endpoint=endpoint).stream()
     try:
         mic.open()
     except MicError as err:
@@ -156,7 +156,7 @@ def upload_models(args, rec) -> list:
     if args.model is not None or bundled_model_path("offline") is None:
         return [live]
     offline = load_model_or_exit(args, offline=True)
-    return [FileModel(offline, make_decoder(args, offline), rec.endpoint, id="offline"), live]
+    return [FileModel(offline, decoder_or_exit(args, offline), rec.endpoint, id="offline"), live]
 
 
 def cmd_serve(args) -> int:
@@ -176,7 +176,7 @@ def cmd_serve(args) -> int:
             return EXIT_USAGE
     endpoint = endpoint_config_or_exit(args)
     model = streaming_model_or_exit(args)
-    rec = Recognizer(model, make_decoder(args, model), endpoint=endpoint)
+    rec = Recognizer(model, decoder_or_exit(args, model), endpoint=endpoint)
     files = upload_models(args, rec)
     config = ServerConfig(host=args.host, port=args.port, sample_rate=args.sample_rate,
                           max_connections=args.max_connections, idle_timeout=args.idle_timeout,

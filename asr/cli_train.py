@@ -8,7 +8,7 @@ import os
 import sys
 
 from .cli import (EXIT_FAILED_INPUT, EXIT_USAGE, add_decoder_options, add_model_option, error, load_model_or_exit,
-                  make_beam_search, make_decoder)
+                  decoder_or_exit)
 
 def add_train(sub) -> None:
     p = sub.add_parser("train", help="train a model from a recipe config",
@@ -95,7 +95,7 @@ def cmd_evaluate(args) -> int:
         error(f"{args.manifest}: no usable utterances")
         return EXIT_FAILED_INPUT
     bar = tqdm(total=len(utts), desc="evaluating", unit="utt", file=sys.stderr, leave=False, disable=None)
-    result = evaluate(model, utts, make_decoder(args, model), worst=args.worst, on_progress=lambda n: bar.update(1))
+    result = evaluate(model, utts, decoder_or_exit(args, model), worst=args.worst, on_progress=lambda n: bar.update(1))
     bar.close()
     rows = sum(report.skipped.values())
     for skipped in result.get("skipped_files", []):
@@ -241,8 +241,8 @@ def cmd_tune_lm(args) -> int:
     from .manifest import ManifestReport, read_manifest
     from .evaluate import tune_lm, utterance_log_probs
     warnings_on_stderr()
-    search = make_beam_search(args)  # checks the LM before the long part
     model = load_model_or_exit(args, offline=True)  # whole utterances, as `asr transcribe` scores files
+    search = decoder_or_exit(args, model).search  # --lm is required: a beam search; checks the LM before the long part
     report = ManifestReport()
     try:
         utts = read_manifest(args.manifest, report=report)

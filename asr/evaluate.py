@@ -11,7 +11,7 @@ from .audio import SAMPLE_RATE, AudioError, load_audio
 from .decoding import Decoder
 from .manifest import Utterance
 from .runtime import Model, as_runtime
-from .transcribe import make_decoder_factory, transcribe_array
+from .transcribe import transcribe_array
 
 
 def score(refs: list[str], hyps: list[str]) -> dict:
@@ -33,7 +33,6 @@ def evaluate(model: Model, utterances: list[Utterance], decoder: Callable[[], De
     (errors / reference words), then by error count.
     """
     model = as_runtime(model)
-    factory = make_decoder_factory(model, decoder)
     refs, hyps, rows, skipped = [], [], [], []
     audio_seconds = compute_seconds = 0.0
     for i, utt in enumerate(utterances):
@@ -43,7 +42,7 @@ def evaluate(model: Model, utterances: list[Utterance], decoder: Callable[[], De
             skipped.append({"id": utt.id, "reason": str(err)})
             continue
         start = time.perf_counter()
-        hyp = transcribe_array(model, x, factory).text
+        hyp = transcribe_array(model, x, decoder).text
         compute_seconds += time.perf_counter() - start
         audio_seconds += len(x) / SAMPLE_RATE
         refs.append(utt.text)

@@ -30,7 +30,8 @@ from collections.abc import Callable
 import numpy as np
 
 from .audio import FRAME_SECONDS, SAMPLE_RATE, check_samples
-from .decoding import Decoder, GreedyDecoder, Result, Segment, Word, segments_from_words, time_offset
+from .beam import NO_LM, decoder_for
+from .decoding import Decoder, Result, Segment, Word, segments_from_words
 from .endpoint import EndpointConfig, Endpointer
 from .logmel import StreamingLogMel
 from .runtime import Model, StreamState, as_runtime
@@ -40,7 +41,7 @@ from .text import BLANK_ID
 class Recognizer:
     """Serves streams from one unidirectional model.
 
-    decoder: a callable making a fresh Decoder for each stream (greedy by default).
+    decoder: a callable making a fresh Decoder for each stream (`beam.decoder_for`; greedy by default).
     endpoint: the endpointing rules given to new streams (None: no endpointing).
     """
 
@@ -51,7 +52,7 @@ class Recognizer:
                              "(or transcribe files without --stream)")
         self.model = model = as_runtime(model)
         self.frame_seconds = FRAME_SECONDS * model.cfg.subsampling  # seconds per output frame
-        self.make_decoder = decoder or (lambda: GreedyDecoder(self.frame_seconds, time_offset(model)))
+        self.make_decoder = decoder or decoder_for(model, lm=NO_LM)
         self.endpoint = endpoint
 
     def stream(self, endpoint: EndpointConfig | None | bool = True) -> "Stream":

@@ -12,8 +12,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .audio import FRAME_SECONDS, HOP_LENGTH, SAMPLE_RATE, iter_blocks
-from .decoding import Decoder, GreedyDecoder, Result, segments_from_words, time_offset
+from .audio import HOP_LENGTH, SAMPLE_RATE, iter_blocks
+from .beam import NO_LM, decoder_for
+from .decoding import Decoder, Result, segments_from_words
 from .endpoint import EndpointConfig
 from .logmel import log_mel
 from .runtime import Model, as_runtime
@@ -23,17 +24,12 @@ WINDOW_SECONDS = 30.0  # longest window for a bidirectional model
 SEARCH_SECONDS = 5.0  # a cut is placed at the quietest point in the window's last 5 s
 
 
-def make_decoder_factory(model: Model, decoder: Callable[[], Decoder] | None) -> Callable[[], Decoder]:
-    frame_seconds = FRAME_SECONDS * model.cfg.subsampling
-    return decoder or (lambda: GreedyDecoder(frame_seconds, time_offset(model)))
-
-
 def transcribe(model: Model, audio: str | os.PathLike | np.ndarray, decoder: Callable[[], Decoder] | None = None,
                chunk_ms: float | None = None, on_progress: Callable[[float], None] | None = None,
                endpoint: EndpointConfig | None = EndpointConfig()) -> Result:
     """Transcribe one audio file, or 16 kHz mono float samples already in memory (an array).
 
-    decoder: factory of decoders (greedy by default). chunk_ms: feed the audio through a
+    decoder: factory of decoders (`beam.decoder_for`; greedy by default). chunk_ms: feed the audio through a
     streaming recogniser in chunks of this many milliseconds, as a microphone would
     (unidirectional models only). on_progress(seconds): called as audio is consumed.
     endpoint: a unidirectional model's audio is cut into utterances at pauses by these rules
@@ -44,6 +40,7 @@ def transcribe(model: Model, audio: str | os.PathLike | np.ndarray, decoder: Cal
     AcousticModel is converted first).
     """
     model = as_runtime(model)
+    decoder = decoder or decoder_for(model, lm=NO_LM)
     if isinstance(audio, np.ndarray):
         blocks = iter([np.asarray(audio, dtype=np.float32).reshape(-1)])
     else:
@@ -52,7 +49,7 @@ def transcribe(model: Model, audio: str | os.PathLike | np.ndarray, decoder: Cal
         return _transcribe_streaming(model, blocks, decoder, chunk_ms, on_progress, endpoint)
     if chunk_ms:
         raise ValueError("a bidirectional model cannot stream; drop --stream or use a unidirectional model")
-    return _transcribe_windows(model, blocks, make_decoder_factory(model, decoder), on_progress)
+    return _transcribe_windows(model, blocks, decoder, on_progress)
 
 
 def transcribe_array(model: Model, samples: np.ndarray, decoder: Callable[[], Decoder] | None = None,

@@ -91,15 +91,16 @@ def megabytes(n: int) -> str:
 
 # --------------------------------------------------------------------------- systems
 def load_ours(name: str, path: str | None) -> System:
-    from asr.beam import bundled_lm, beam_decoder
+    from asr.beam import bundled_lm, decoder_for
     from asr.checkpoint import load_model
     from asr.transcribe import transcribe_array
     model = load_model(path)
-    decoder = beam_decoder(model)
-    lm = bundled_lm(model)
+    decoder = decoder_for(model)
+    lm, search = bundled_lm(model), decoder.search
     size = os.path.getsize(model.source) + (os.path.getsize(lm["path"]) if lm else 0)
     kind = "bidirectional" if not model.cfg.streaming else "streaming"
-    decoding = (f"{kind}; beam + own LM (alpha {lm['alpha']:g}, beta {lm['beta']:g})" if lm else f"{kind}; greedy")
+    decoding = (f"{kind}; beam + own LM (alpha {search.options.alpha:g}, beta {search.options.beta:g})" if lm
+                else f"{kind}; greedy")
     return System(f"asr {name}", lambda x: transcribe_array(model, x, decoder).text, size, decoding)
 
 

@@ -22,7 +22,7 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from asr.audio import load_audio  # noqa: E402
-from asr.beam import BeamOptions, beam_decoder  # noqa: E402
+from asr.beam import decoder_for  # noqa: E402
 from asr.checkpoint import load_model  # noqa: E402
 from asr.manifest import ManifestReport, read_manifest  # noqa: E402
 from asr.decoding import time_offset  # noqa: E402
@@ -59,7 +59,7 @@ def main():
 
     model = load_model(args.model)
     # Both ways time words as asr transcribe does, the card's word_time_offset included.
-    decoder = beam_decoder(model, args.lm, BeamOptions(beam_size=args.beam_size)) if args.lm else None
+    decoder = decoder_for(model, args.beam_size, args.lm) if args.lm else None  # None: greedy
     aligner = pocketsphinx.Decoder(samprate=16000, loglevel="FATAL")
     utts = read_manifest(args.manifest, report=ManifestReport())
     utts = utts[: args.limit] if args.limit else utts

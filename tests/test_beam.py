@@ -307,12 +307,14 @@ def test_a_long_segment_is_searched_in_pieces_independent_of_chunking(tiny_model
     assert [w[1] for w in results[0]] == sorted(w[1] for w in results[0])
 
 
-def weak_model_naming_own_lm(data_dir, folder):
+def weak_model_naming_own_lm(data_dir, folder, **weights):
     """tiny_weak.pt with a card entry `lm: {file, alpha, beta}` naming own.arpa.gz beside it (as
-    the bundled default names its LM); the LM file itself is the caller's to put there."""
+    the bundled default names its LM); the LM file itself is the caller's to put there.
+    weights: the card's alpha and beta (default 0.8 and 1.0; None leaves one out)."""
     from asr.checkpoint import atomic_save, read_payload
     payload = read_payload(data_dir / "tiny_weak.pt")
-    payload["card"] = dict(payload.get("card") or {}, lm={"file": "own.arpa.gz", "alpha": 0.8, "beta": 1.0})
+    entry = {"file": "own.arpa.gz", **{k: v for k, v in {"alpha": 0.8, "beta": 1.0, **weights}.items() if v is not None}}
+    payload["card"] = dict(payload.get("card") or {}, lm=entry)
     atomic_save(payload, folder / "weak_with_lm.pt")
     return folder / "weak_with_lm.pt"
 
@@ -335,14 +337,66 @@ def test_a_model_file_can_bring_its_own_lm(cli, data_dir, cathy_lm, tmp_path):
     assert wer("--lm", cathy_lm, "--alpha", "0.8") == own
 
 
-def test_beam_decoder_api_follows_the_model_file(tiny_model, data_dir, cathy_lm, tmp_path, cathy_clips):
+def test_decoder_for_follows_the_model_file(tiny_model, data_dir, cathy_lm, tmp_path, cathy_clips):
     import asr
-    assert asr.beam_decoder(tiny_model) is None  # no LM of its own: greedy
+    assert asr.decoder_for(tiny_model).search is None  # no LM of its own: greedy
+    assert isinstance(asr.decoder_for(tiny_model)(), GreedyDecoder)
     model = asr.load_model(weak_model_naming_own_lm(data_dir, tmp_path))
     shutil.copy(cathy_lm, tmp_path / "own.arpa.gz")
     clip, text = cathy_clips[0]
-    own = asr.transcribe(model, clip, asr.beam_decoder(model)).text
-    explicit = asr.transcribe(model, clip, asr.beam_decoder(model, cathy_lm, asr.BeamOptions(alpha=0.8, beta=1.0))).text
+    own = asr.transcribe(model, clip, asr.decoder_for(model)).text
+    explicit = asr.transcribe(model, clip, asr.decoder_for(model, lm=cathy_lm, alpha=0.8, beta=1.0)).text
     assert own == explicit == text
+    assert asr.transcribe(model, clip, asr.decoder_for(model, lm="none")).text != text  # greedy: the weak model misspells
     with pytest.raises(asr.LMError):
-        asr.beam_decoder(model, tmp_path / "missing.arpa")
+        asr.decoder_for(model, lm=tmp_path / "missing.arpa")
+
+
+def test_decoder_for_applies_the_cards_weights_once_and_what_is_given_over_them(data_dir, cathy_lm, tmp_path):
+    """The one place that decides a model's decoders: the card's LM with its tuned alpha and
+    beta unless given; an LM named by the caller gets BeamOptions' defaults, not the card's
+    weights (they were tuned for the card's LM); lm="none" is no LM at all."""
+    import asr
+    from asr.beam import DEFAULT_ALPHA, DEFAULT_BEAM_SIZE, DEFAULT_BETA, NO_LM, decoder_for
+    shutil.copy(cathy_lm, tmp_path / "own.arpa.gz")
+    model = asr.load_model(weak_model_naming_own_lm(data_dir, tmp_path, alpha=0.3, beta=2.5))
+
+    def options(**choices):
+        decoders = decoder_for(model, **choices)
+        assert decoders.search is not None and isinstance(decoders(), BeamDecoder)
+        o = decoders.search.options
+        return o.beam_size, o.alpha, o.beta, decoders.search.language_model is not None
+
+    assert options() == (DEFAULT_BEAM_SIZE, 0.3, 2.5, True)  # the card's LM and weights
+    assert options(alpha=0.9) == (DEFAULT_BEAM_SIZE, 0.9, 2.5, True)  # given over the card's
+    assert options(beta=-1.0, beam_size=4) == (4, 0.3, -1.0, True)
+    assert options(lm=cathy_lm) == (DEFAULT_BEAM_SIZE, DEFAULT_ALPHA, DEFAULT_BETA, True)
+    assert options(lm=NO_LM, beam_size=8) == (8, DEFAULT_ALPHA, DEFAULT_BETA, False)  # beam search without LM
+    assert options(lm=NO_LM, hotwords=["danger:5"])[3] is False
+    assert decoder_for(model, lm=NO_LM).search is None  # greedy
+    assert isinstance(decoder_for(model, lm=NO_LM)(), GreedyDecoder)
+    unweighed = asr.load_model(weak_model_naming_own_lm(data_dir, tmp_path, alpha=None, beta=None))
+    o = decoder_for(unweighed).search.options  # a card LM without weights: the defaults
+    assert (o.alpha, o.beta) == (DEFAULT_ALPHA, DEFAULT_BETA)
+
+
+@pytest.mark.parametrize("choices, message", [
+    ({"lm": "none", "alpha": 0.5}, "--alpha and --beta weigh a language model: give --lm PATH"),
+    ({"lm": "none", "beta": 0.0}, "--alpha and --beta weigh a language model: give --lm PATH"),
+    ({"beam_size": 0}, "the beam size must be at least 1 (got 0)"),
+    ({"beam_size": 8, "alpha": float("nan")}, "alpha must be a finite number (got nan)"),
+    ({"beam_size": 8, "beta": float("inf")}, "beta must be a finite number (got inf)"),
+    ({"hotwords": ["x:abc"]}, "hotword 'x:abc': the weight after the colon must be a number (WORD[:WEIGHT])"),
+])
+def test_decoder_for_refuses_bad_choices_with_one_clear_line(tiny_model, choices, message):
+    from asr.beam import decoder_for
+    with pytest.raises(ValueError) as err:
+        decoder_for(tiny_model, **choices)
+    assert str(err.value) == message
+
+
+def test_beam_options_check_their_values():
+    assert BeamOptions(beam_size=1, alpha=0.0, beta=-3.0).beam_size == 1
+    for bad in ({"beam_size": 0}, {"beam_size": -2}, {"alpha": float("nan")}, {"beta": float("-inf")}):
+        with pytest.raises(ValueError):
+            BeamOptions(**bad)

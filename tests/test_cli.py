@@ -267,9 +267,13 @@ def test_option_errors_are_one_line(cli, tiny_model_path, cathy_clips):
         out = cli("transcribe", path, "--model", tiny_model_path, "--threads", value)
         assert out.returncode == 2 and "Traceback" not in out.stderr
         assert out.stderr.strip().splitlines()[-1] == f"asr transcribe: error: argument --threads: must be at least 1 (got {value})"
-    out = cli("transcribe", path, "--model", tiny_model_path, "--hotword", "x:abc")
-    assert out.returncode == 2
-    assert out.stderr == "asr: error: hotword 'x:abc': the weight after the colon must be a number (WORD[:WEIGHT])\n"
+    for options, message in ((["--hotword", "x:abc"], "hotword 'x:abc': the weight after the colon must be a number (WORD[:WEIGHT])"),
+                             (["--alpha", "0.5"], "--alpha and --beta weigh a language model: give --lm PATH"),  # no LM of its own
+                             (["--no-lm", "--beta", "1"], "--alpha and --beta weigh a language model: give --lm PATH"),
+                             (["--beam-size", "0"], "the beam size must be at least 1 (got 0)"),
+                             (["--beam-size", "4", "--alpha", "nan"], "alpha must be a finite number (got nan)")):
+        out = cli("transcribe", path, "--model", tiny_model_path, *options)
+        assert (out.returncode, out.stderr, out.stdout) == (2, f"asr: error: {message}\n", ""), options
 
 
 def test_alpha_and_beta_help_names_the_model_cards_defaults(cli):

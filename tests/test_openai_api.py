@@ -60,8 +60,8 @@ def test_openai_client_gets_what_transcribe_gives_in_every_format(default_model,
     --model streaming`): several formats, several utterances."""
     from openai import AsyncOpenAI
 
-    from asr.beam import beam_decoder
-    decoder = beam_decoder(default_model)
+    from asr.beam import decoder_for
+    decoder = decoder_for(default_model)
     clips = [multi_utterance_wav, cathy_clips[5][0]]
     expected = [transcribe(default_model, p, decoder) for p in clips]
 
@@ -106,19 +106,19 @@ def test_asr_serve_transcribes_uploads_as_asr_transcribe_does_with_the_offline_m
     offline model as `asr transcribe FILE` does; `model` picks either by its id, and a name the
     server does not have (`whisper-1`) gets the default, the offline one."""
     from asr.checkpoint import bundled_model_path
-    from asr.cli import build_parser, make_decoder
+    from asr.cli import build_parser, decoder_or_exit
     from asr.cli_live import upload_models
     from asr.runtime import load_model  # what the commands load (ONNX Runtime)
     if bundled_model_path("offline") is None:
         pytest.skip("no offline model is bundled in this installation")
     args = build_parser(["serve"]).parse_args(["serve"])
     live = load_model(None)
-    files = upload_models(args, Recognizer(live, make_decoder(args, live), endpoint=EndpointConfig()))
+    files = upload_models(args, Recognizer(live, decoder_or_exit(args, live), endpoint=EndpointConfig()))
     assert [f.id for f in files] == ["offline", "streaming"]
     assert not files[0].model.cfg.streaming and files[1].model is live
     offline = load_model(None, offline=True)
-    expected = {"offline": transcribe(offline, multi_utterance_wav, make_decoder(args, offline)),
-                "streaming": transcribe(live, multi_utterance_wav, make_decoder(args, live))}
+    expected = {"offline": transcribe(offline, multi_utterance_wav, decoder_or_exit(args, offline)),
+                "streaming": transcribe(live, multi_utterance_wav, decoder_or_exit(args, live))}
     assert expected["offline"].text != expected["streaming"].text  # else the test could not tell them apart
 
     async def body(server, url):

@@ -328,11 +328,11 @@ def test_server_text_equals_transcribe_with_the_lm_on_for_several_utterances(cat
     beam-searches it whole; `transcribe` cuts the file at the same frames, with the same LM
     context, so every client, however it chunks the audio, gets exactly transcribe's words and
     times. (Before, transcribe searched the file in 20 s pieces and the texts differed.)"""
-    from asr.beam import beam_decoder
+    from asr.beam import decoder_for
     from asr.checkpoint import load_model
     from asr.endpoint import EndpointConfig
     model = load_model(None)
-    decoder = beam_decoder(model)
+    decoder = decoder_for(model)
     parts = [np.zeros(4000, np.float32)]
     for path in (REPO / "asr" / "samples" / "cathy_a0046.flac", cathy_clips[3][0], cathy_clips[2][0]):
         parts += [load_audio(path), np.zeros(int(16000 * 1.4), np.float32)]

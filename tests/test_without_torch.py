@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from asr.beam import BeamOptions, BeamSearch, bundled_lm, decoder_factory
+from asr.beam import decoder_for
 from asr.checkpoint import load_model as load_torch_model
 from asr.decoding import greedy_text
 from asr.features import log_mel as torch_log_mel
@@ -72,9 +72,7 @@ def test_the_cli_transcribes_the_sample_without_torch_as_the_torch_model_does(no
     offline = run(env, "transcribe", SAMPLE, "--no-progress")
     assert offline.returncode == 0, offline.stderr
     model = load_torch_model("offline")
-    own = bundled_lm(model)
-    search = BeamSearch(own["path"], BeamOptions(alpha=own["alpha"], beta=own["beta"]))
-    decoder = decoder_factory(model, search)()
+    decoder = decoder_for(model)()  # what the commands choose: its own LM with the card's weights
     decoder.update(torch_log_probs("offline"))
     expected = " ".join(w.word for w in decoder.finalize())
     assert offline.stdout.strip() == expected and expected
