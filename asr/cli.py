@@ -1,4 +1,11 @@
-"""The `asr` command: thin argparse subcommands over the library."""
+"""The `asr` command: thin argparse subcommands over the library.
+
+Here: the parser, `main`, and the file commands `transcribe` and `models`. The others live by
+kind: cli_live.py (`listen`, `serve`), cli_measure.py (`evaluate`, `tune-lm`), cli_lm.py
+(`lm ...`), cli_train.py (`train`, `export`: the commands that need torch); what they share,
+in cli_options.py. Each command imports the library only when it runs, so `asr --help` answers
+at once.
+"""
 from __future__ import annotations
 
 import argparse
@@ -9,76 +16,8 @@ import sys
 import tempfile
 
 from . import __version__
-
-EXIT_FAILED_INPUT = 1  # some input could not be processed (the others were)
-EXIT_USAGE = 2
-
-
-def error(message: str) -> None:
-    """One line on stderr, prefixed like argparse's own errors."""
-    print(f"asr: error: {message}", file=sys.stderr, flush=True)
-
-
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1 (got {value})")
-    return value
-
-
-def add_model_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", metavar="NAME|PATH", help="a model file, or a bundled model: `streaming` or `offline` "
-                   "(default: `offline` for files where it is bundled, `streaming` for live audio and --stream)")
-    p.add_argument("--threads", type=positive_int, default=None, metavar="N",
-                   help="CPU threads for the model (default: 1; many streams are batched instead)")
-
-
-def load_model_or_exit(args, offline: bool = False):
-    """The model named by --model (or the default: the bundled offline model where offline and one
-    is bundled, else the streaming one), on ONNX Runtime (runtime.py); a clear error and exit 2 if
-    unusable."""
-    from .runtime import ModelError, load_model
-    try:
-        return load_model(args.model, offline=offline, threads=getattr(args, "threads", None) or 1)
-    except ModelError as err:
-        error(str(err))
-        sys.exit(EXIT_USAGE)
-
-
-def add_decoder_options(p: argparse.ArgumentParser) -> None:
-    """--beam-size, --lm, --alpha, --beta, --hotword, --no-lm (see docs/lm.md); read by decoder_or_exit."""
-    g = p.add_argument_group("decoding", "Greedy unless --beam-size, --lm or --hotword is given, or the model "
-                                         "comes with a language model (docs/lm.md).")
-    g.add_argument("--beam-size", type=int, default=None, metavar="N",
-                   help="CTC prefix beam search with N beams (default with --lm or --hotword: 32)")
-    g.add_argument("--lm", metavar="PATH", help="n-gram language model: ARPA or KenLM binary (`asr lm build`)")
-    g.add_argument("--alpha", type=float, default=None, metavar="A",
-                   help="language model weight (default: the model card's with the model's own LM, see `asr models`; "
-                        "else 0.5; find the best with `asr tune-lm`)")
-    g.add_argument("--beta", type=float, default=None, metavar="B",
-                   help="word insertion bonus (default: the model card's with the model's own LM; else 1.0)")
-    g.add_argument("--hotword", action="append", default=[], metavar="WORD[:WEIGHT]",
-                   help="favour this word or phrase (repeatable; weight default 10, a log-prob bonus per word)")
-    g.add_argument("--no-lm", action="store_true",
-                   help="greedy decoding even where the model file comes with a language model (as the default does)")
-
-
-def decoder_or_exit(args, model):
-    """The decoders the decoding options choose for model (`beam.decoder_for`: the card's LM and
-    weights unless the options say otherwise). Exits 2 with one line on bad options or an
-    unusable language model."""
-    from .beam import NO_LM, LMError, decoder_for
-    lm = getattr(args, "lm", None) or (NO_LM if getattr(args, "no_lm", False) else None)
-    try:
-        return decoder_for(model, getattr(args, "beam_size", None), lm, getattr(args, "alpha", None),
-                           getattr(args, "beta", None), getattr(args, "hotword", None) or ())
-    except (ValueError, LMError) as err:
-        error(str(err))
-        sys.exit(EXIT_USAGE)
+from .cli_options import (EXIT_FAILED_INPUT, EXIT_USAGE, add_decoder_options, add_model_option, decoder_or_exit, error,
+                          load_model_or_exit)
 
 
 # --------------------------------------------------------------------------- transcribe
@@ -267,11 +206,12 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     """The `asr` parser. argv (default: sys.argv[1:]) names the command: `serve`'s options need the
     server's defaults, whose import loads the runtime, so they are built only when `serve` is the command."""
     from .cli_live import SERVE_HELP, add_listen, add_serve
-    from .cli_train import add_evaluate, add_lm, add_train, add_tune_lm
+    from .cli_lm import add_lm
+    from .cli_measure import add_evaluate, add_tune_lm
+    from .cli_train import add_export, add_train
     argv = sys.argv[1:] if argv is None else argv
     command = next((a for a in argv if not a.startswith("-")), None)
     serve = add_serve if command == "serve" else (lambda sub: sub.add_parser("serve", help=SERVE_HELP))
-    from .export import add_export
     commands = [add_transcribe, add_train, add_evaluate, add_models, add_listen, serve, add_lm, add_tune_lm, add_export]
     parser = argparse.ArgumentParser(prog="asr", description="Streaming GRU-CTC speech recognition.")
     parser.add_argument("--version", action="version", version=f"asr {__version__}")

@@ -5,8 +5,9 @@ import argparse
 import os
 import sys
 
-from .cli import (EXIT_FAILED_INPUT, EXIT_USAGE, add_decoder_options, add_model_option, error, load_model_or_exit,
-                  decoder_or_exit)
+from .cli_options import (EXIT_FAILED_INPUT, EXIT_USAGE, add_decoder_options, add_model_option, decoder_or_exit, error,
+                          load_model_or_exit)
+
 
 def add_endpoint_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("endpointing (when an utterance ends)")
@@ -166,22 +167,18 @@ def cmd_serve(args) -> int:
     from .streaming import Recognizer
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
     logging.getLogger("aiohttp").setLevel(logging.WARNING)  # aiohttp's own per-request lines
-    if not 0 <= args.port <= 65535:
-        error(f"--port {args.port}: must be 0..65535")
+    try:
+        config = ServerConfig(host=args.host, port=args.port, sample_rate=args.sample_rate,
+                              max_connections=args.max_connections, idle_timeout=args.idle_timeout,
+                              max_message=args.max_message, stall_timeout=args.stall_timeout,
+                              max_upload=args.max_upload)
+    except ValueError as err:
+        error(str(err))
         return EXIT_USAGE
-    for name in ("sample_rate", "max_connections", "max_message", "max_upload", "idle_timeout", "stall_timeout"):
-        value = getattr(args, name)
-        if not value > 0 or value == float("inf"):
-            error(f"--{name.replace('_', '-')} must be a positive number")
-            return EXIT_USAGE
     endpoint = endpoint_config_or_exit(args)
     model = streaming_model_or_exit(args)
     rec = Recognizer(model, decoder_or_exit(args, model), endpoint=endpoint)
     files = upload_models(args, rec)
-    config = ServerConfig(host=args.host, port=args.port, sample_rate=args.sample_rate,
-                          max_connections=args.max_connections, idle_timeout=args.idle_timeout,
-                          max_message=args.max_message, stall_timeout=args.stall_timeout,
-                          max_upload=args.max_upload)
 
     def ready(host, port):
         web = f"{'[' + host + ']' if ':' in host else host}:{port}"

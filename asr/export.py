@@ -10,14 +10,12 @@ is copied beside the exported file when it is not there already, so the link sti
 """
 from __future__ import annotations
 
-import argparse
 import filecmp
 import os
 import shutil
-import sys
 
-# numpy, the runtime and the graph builder are imported where used: `asr --help` builds this
-# command's parser and should not wait for them.
+# numpy, torch, the runtime and the graph builder are imported where used: runtime.py imports
+# this module for runtime_form, and the runtime must load without torch.
 
 
 def runtime_form(model, half: bool = False) -> tuple[dict, dict]:
@@ -79,29 +77,3 @@ def export(checkpoint: str | os.PathLike, output: str | os.PathLike) -> list[str
             written.append(dst)
     write_model_file(output, meta, arrays)
     return [os.fspath(output)] + written
-
-
-def add_export(sub) -> None:
-    p = sub.add_parser("export", help="convert a model file or training checkpoint to the runtime form",
-                       description="Write a model file that runs without torch, on ONNX Runtime: the weights and "
-                                   "normalisation statistics as an ONNX graph, the mel filterbank, config and "
-                                   "model card (docs/runtime.md). A language model the card names is copied "
-                                   "beside it. Needs torch and onnx (pip install -e '.[train]').")
-    p.add_argument("checkpoint", metavar="CHECKPOINT", help="a model file (.pt) or training checkpoint")
-    p.add_argument("-o", "--output", required=True, metavar="MODEL", help="the runtime model file to write")
-    p.set_defaults(func=cmd_export)
-
-
-def cmd_export(args: argparse.Namespace) -> int:
-    from .runtime import ModelError
-    try:
-        paths = export(args.checkpoint, args.output)
-    except (ModelError, ImportError) as err:
-        print(f"asr: error: {err}", file=sys.stderr, flush=True)
-        return 2
-    except OSError as err:
-        print(f"asr: error: {err.filename or args.output}: {err.strerror or err}", file=sys.stderr, flush=True)
-        return 2
-    for path in paths:
-        print(f"wrote {path} ({os.path.getsize(path) / 1e6:.1f} MB)")
-    return 0

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from .audio import AudioError, info
 from .text import normalize
 
-log = logging.getLogger("asr.data")  # the name `asr evaluate` shows skipped rows under (cli_train)
+log = logging.getLogger("asr.data")  # the name `asr evaluate` shows skipped rows under (cli_measure)
 
 MANIFEST_COLUMNS = ["id", "path", "seconds", "speaker", "text"]
 

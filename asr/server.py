@@ -92,6 +92,15 @@ class ServerConfig:
     words: bool = True  # default of the `words` config key
     max_alternatives: int = 0  # default of the `max_alternatives` config key
 
+    def __post_init__(self):
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port {self.port}: must be 0..65535")
+        for name in ("sample_rate", "max_connections", "max_message", "max_upload", "upload_workers", "idle_timeout",
+                     "stall_timeout", "step_seconds"):
+            value = getattr(self, name)
+            if not 0 < value < float("inf"):
+                raise ValueError(f"{name} must be a positive number (got {value})")
+
 
 class ProtocolError(Exception):
     """A client message the protocol does not allow; str() is the reason sent back."""

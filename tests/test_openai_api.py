@@ -106,7 +106,8 @@ def test_asr_serve_transcribes_uploads_as_asr_transcribe_does_with_the_offline_m
     offline model as `asr transcribe FILE` does; `model` picks either by its id, and a name the
     server does not have (`whisper-1`) gets the default, the offline one."""
     from asr.checkpoint import bundled_model_path
-    from asr.cli import build_parser, decoder_or_exit
+    from asr.cli import build_parser
+    from asr.cli_options import decoder_or_exit
     from asr.cli_live import upload_models
     from asr.runtime import load_model  # what the commands load (ONNX Runtime)
     if bundled_model_path("offline") is None:

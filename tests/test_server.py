@@ -286,6 +286,27 @@ def test_serve_command_end_to_end(tiny_model, tiny_model_path, cathy_clips):
         proc.stderr.close()
 
 
+@pytest.mark.parametrize("field, value, message", [
+    ("port", 70000, "port 70000: must be 0..65535"),
+    ("sample_rate", 0, "sample_rate must be a positive number (got 0)"),
+    ("idle_timeout", float("inf"), "idle_timeout must be a positive number (got inf)"),
+    ("stall_timeout", float("nan"), "stall_timeout must be a positive number (got nan)"),
+    ("max_upload", -1, "max_upload must be a positive number (got -1)"),
+])
+def test_server_config_refuses_bad_values(field, value, message):
+    with pytest.raises(ValueError) as err:
+        ServerConfig(**{field: value})
+    assert str(err.value) == message
+
+
+def test_serve_command_refuses_a_bad_value_in_one_line_before_loading_a_model(cli, tmp_path):
+    """The check is ServerConfig's; the command shows its message (no model is needed to see it)."""
+    out = cli("serve", "--port", "70000", "--model", tmp_path / "no-such-model.onnx")
+    assert (out.returncode, out.stderr) == (2, "asr: error: port 70000: must be 0..65535\n")
+    out = cli("serve", "--max-connections", "0", "--model", tmp_path / "no-such-model.onnx")
+    assert (out.returncode, out.stderr) == (2, "asr: error: max_connections must be a positive number (got 0)\n")
+
+
 def test_a_failing_step_is_reported_and_the_server_goes_on(tiny_model, cathy_clips):
     """A bug met while stepping (here: a decoder that fails on one connection's audio) is
     answered with an error and code 1011, logged, and later connections are served."""
