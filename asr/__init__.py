@@ -10,7 +10,7 @@
     stream = rec.stream()
     for chunk in chunks:                           # 16 kHz mono float32
         partial = stream.accept(chunk)
-    result = stream.finalize()
+    last = stream.finish()                         # flushes the model; without endpoints, the whole stream
 
     live = asr.Recognizer(model, endpoint=asr.EndpointConfig())  # utterances end at pauses
     stream = live.stream()

@@ -46,6 +46,12 @@ class Result:
     duration: float
     segments: list[Segment] = field(default_factory=list)
 
+    @classmethod
+    def from_words(cls, words: list[Word], duration: float) -> "Result":
+        """The transcript of these words (times in seconds), in subtitle-sized segments
+        (`segments_from_words`); duration: seconds of audio."""
+        return cls(" ".join(w.word for w in words), duration, segments_from_words(words))
+
     @property
     def words(self) -> list[Word]:
         return [w for s in self.segments for w in s.words]

@@ -100,21 +100,26 @@ def display_for(fmt: str, out: TextIO = sys.stdout) -> PlainDisplay:
 def transcribe_live(stream: Stream, blocks: Iterable[np.ndarray], display: PlainDisplay,
                     tail: Callable[[], np.ndarray] | None = None) -> Result:
     """Feed blocks to an endpointed stream until they end; a final line per endpoint. At the end
-    (or on an error from the source, which is raised after) the rest is flushed as a last line."""
+    (or on an error from the source, which is raised after) the stream is finished and its last
+    segment shown as a last line. Returns the whole transcript."""
+    words = []
     try:
         for block in blocks:
             partial = stream.accept(block)
             ended = False
             while (segment := stream.endpoint()) is not None:
                 display.final(segment)
+                words += segment.words
                 ended = True
             if not ended:
                 display.partial(partial)
     finally:
         if tail is not None:
             stream.feed(tail())
-        display.final(stream.final_segment())
-    return stream.finalize()
+        last = stream.finish()
+        display.final(last)
+        words += last.words
+    return Result.from_words(words, stream.seconds)
 
 
 class StopOnSignal:

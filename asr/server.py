@@ -436,7 +436,6 @@ class StreamingServer:
             for j in going:
                 while (seg := j.conn.stream.endpoint()) is not None:
                     j.segments.append(seg)
-                    j.conn.stream.forget_words()  # sent; a long-lived connection must not hoard them
                 if j.conn.stream.backlog >= sub:
                     carry.append(j)  # more of its chunk next tick, before it is answered
                 elif j.segments:
@@ -448,7 +447,7 @@ class StreamingServer:
                 j.conn.stream.feed(j.conn.samples(b"", last=True))
             self.recognizer.step([j.conn.stream for j in ending], final=True)
             for j in ending:
-                done.append((j, j.conn.result([j.conn.stream.final_segment()])))
+                done.append((j, j.conn.result([j.conn.stream.finish()])))
         self.ticks += 1
         return done, carry
 

@@ -7,8 +7,8 @@ buffer), its decoder and, for live audio, its endpointer. The `Recognizer` owns 
 and steps any set of streams through it together, one batched call per step, which gives
 exactly what stepping them one by one gives.
 
-Live use (a microphone, a server connection): feed chunks, ask for an endpoint after each,
-else show the partial text; at the end, the last segment.
+Live use (a microphone, a server connection): feed chunks, take the segments that endpoints
+ended after each, else show the partial text; at the end, finish the stream for the last segment.
 
     rec = Recognizer(model, endpoint=EndpointConfig())      # load once
     stream = rec.stream()                                   # one per audio source
@@ -16,7 +16,11 @@ else show the partial text; at the end, the last segment.
         partial = stream.accept(chunk)
         segment = stream.endpoint()                         # a Segment when an utterance ended
         print(segment.text if segment else partial)
-    print(stream.final_segment().text)
+    print(stream.finish().text)                             # the last segment
+
+A segment ends in one way, `Stream.end_segment()`, which the endpoint rules call during a step
+(`endpoint()` hands their segments out) and a caller may call itself; a stream ends in one way,
+`Stream.finish()`. A stream keeps no transcript: each segment is handed out once.
 
 Many sources: `feed()` each stream its chunk, then one `rec.step(streams)` runs them all.
 
@@ -31,7 +35,7 @@ import numpy as np
 
 from .audio import FRAME_SECONDS, SAMPLE_RATE, check_samples
 from .beam import NO_LM, decoder_for
-from .decoding import Decoder, Result, Segment, Word, segments_from_words
+from .decoding import Decoder, Segment, Word
 from .endpoint import EndpointConfig, Endpointer
 from .logmel import StreamingLogMel
 from .runtime import Model, StreamState, as_runtime
@@ -81,8 +85,16 @@ class Recognizer:
                 work.append((s, n))
             if final:
                 s.flushed = True
-        if not work:
-            return
+        if work:
+            self._emit(work, *self._infer(work, final), final)
+        if not final:  # rules on the signal level: checked once a step, after it (frame-exact ones: in _emit)
+            for s in streams:
+                if s.endpointer is not None and not s.endpointer.frame_exact and s.endpointer.rule() is not None:
+                    s.ended.append(s.end_segment())
+
+    def _infer(self, work: list[tuple["Stream", int]], final: bool) -> tuple[np.ndarray, list[int]]:
+        """One batched model call over the first n pending frames of each (stream, n): the
+        log-probs (B, U', V) and each stream's count of new output frames."""
         lengths = np.array([n for _, n in work], np.int64)
         if len(work) == 1:
             s, n = work[0]
@@ -97,7 +109,7 @@ class Recognizer:
         for i, (s, n) in enumerate(work):
             s.pending = s.pending[n:]
             s.state = states[i]
-        self._emit(work, log_probs, counts.tolist(), final)
+        return log_probs, counts.tolist()
 
     def featurize(self, streams: list["Stream"]) -> None:
         """Turn the analysis windows fed to these streams into features, all in one call."""
@@ -130,11 +142,11 @@ class Recognizer:
             lp = log_probs[i, : counts[i]]
             ep = s.endpointer
             if ep is None:
-                s.decoder.update(lp)
+                s._decode(lp)
                 continue
             flags = silent[i][: counts[i]] if silent is not None and ep.by_argmax else None
             if not ep.frame_exact:
-                s.decoder.update(lp)
+                s._decode(lp)
                 if flags is not None:
                     ep.accept_silent_frames(flags)
                 else:
@@ -146,16 +158,22 @@ class Recognizer:
                 k = ep.frames_to_endpoint(flags)
                 if k is None:
                     break
-                s.decoder.update(lp[:k])
+                s._decode(lp[:k])
                 ep.accept_silent_frames(flags[:k])
-                s.ended.append(s._close_segment())
+                s.ended.append(s.end_segment())
                 lp, flags = lp[k:], flags[k:]
-            s.decoder.update(lp)
+            s._decode(lp)
             ep.accept_silent_frames(flags)
 
 
 class Stream:
-    """One audio source. accept() chunks of 16 kHz mono float samples; finalize() at the end."""
+    """One audio source: feed() or accept() chunks of 16 kHz mono float samples.
+
+    Segments: with endpoint rules, take the segments they ended with endpoint() after each step;
+    end_segment() ends one where you know an utterance ended; finish() at the end flushes the
+    model and gives the last segment (without endpoint rules, the whole stream). A stream keeps
+    no transcript: each segment is handed out once, so a long-lived stream stays small.
+    """
 
     def __init__(self, recognizer: Recognizer, endpoint: EndpointConfig | None = None):
         self.recognizer = recognizer
@@ -166,8 +184,9 @@ class Stream:
         self.decoder = recognizer.make_decoder()
         self.endpointer = Endpointer(endpoint, recognizer.frame_seconds) if endpoint else None
         self.samples_in = 0
-        self.words: list[Word] = []  # finalized words of earlier segments
-        self.ended: list[Segment] = []  # segments ended at exact frames, not yet taken by endpoint()
+        self.frames = 0  # model output frames decoded (the stream's clock)
+        self.segment_start = 0.0  # seconds: where the current segment began
+        self.ended: list[Segment] = []  # segments the endpoint rules ended, not yet taken by endpoint()
         self.flushed = False  # the model has had its final step
         self.finished = False  # ... and the decoder its last segment
 
@@ -179,7 +198,7 @@ class Stream:
     def feed(self, samples: np.ndarray) -> None:
         """Add samples without running the model (a Recognizer.step does that)."""
         if self.flushed:
-            raise RuntimeError("stream already finalized")
+            raise RuntimeError("stream already finished")
         samples = np.asarray(samples, dtype=np.float32).reshape(-1)
         if not np.all(np.isfinite(samples)):
             check_samples(samples, "stream")
@@ -202,56 +221,47 @@ class Stream:
         return self.partial()
 
     def partial(self) -> str:
-        """Text of the current (not yet finalized) segment."""
+        """Text of the current (not yet ended) segment."""
         return self.decoder.partial()
 
-    def end_segment(self) -> list[Word]:
-        """Close the current segment (an endpoint): its words, decoded in full. The model state
-        carries on, so later segments are recognised exactly as without the cut."""
+    def endpoint(self) -> Segment | None:
+        """The next segment that the endpoint rules ended, or None (always None without rules).
+        Its text may be empty: silence alone also ends a segment. A step can end several: call
+        until None. The rules end segments during the step (`end_segment`); this only hands
+        them out, each once.
+
+        Silence judged by the model (the default): a segment ends at the exact frame where a
+        rule fires. By signal energy: the rules are checked after each step."""
+        return self.ended.pop(0) if self.ended else None
+
+    def end_segment(self) -> Segment:
+        """End the current segment now and return it: its words, decoded in full (a beam/LM
+        decoder searches the segment whole). The model state carries on, so later segments are
+        recognised exactly as without the cut. Times are seconds from the stream's start; a
+        segment without words spans the frames it covered."""
+        start, end = self.segment_start, self.frames * self.recognizer.frame_seconds
         words = self.decoder.finalize()
-        self.words.extend(words)
         if self.endpointer is not None:
             self.endpointer.reset()
-        return words
+        self.segment_start = end
+        return _segment(words, start, end)
 
-    def endpoint(self) -> Segment | None:
-        """The next segment that an endpoint ended (its text may be empty: silence alone also
-        ends a segment), or None. A step can end several: call until None. Needs endpoint rules.
-
-        Silence judged by the model (the default): segments end at the exact frame where a rule
-        fires, during the step. By signal energy: the rules are checked now, after the step."""
-        if self.ended:
-            return self.ended.pop(0)
-        if (self.endpointer is None or self.endpointer.frame_exact or self.finished
-                or self.endpointer.rule() is None):
-            return None
-        return self._close_segment()
-
-    def forget_words(self) -> None:
-        """Drop the words of the segments ended so far (a long-lived stream whose segments were
-        sent need not hoard them); finalize() then gives only the words that came after."""
-        self.words.clear()
-
-    def _close_segment(self) -> Segment:
-        start, end = self.endpointer.start, self.endpointer.frames_total * self.recognizer.frame_seconds
-        return _segment(self.end_segment(), start, end)
-
-    def finalize(self) -> Result:
-        """Flush the model and decoder; the whole stream's result."""
-        if not self.finished:
-            self.recognizer.step([self], final=True)  # a no-op if a batched final step did it
-            self.end_segment()
-            self.finished = True
-        return Result(" ".join(w.word for w in self.words), self.seconds, segments_from_words(self.words))
-
-    def final_segment(self) -> Segment:
-        """Finalize the stream and return its last segment: what came after the last endpoint."""
+    def finish(self) -> Segment:
+        """Finish the stream: run the model over what is left (the lookahead's last frames) and
+        end the last segment, returned; without endpoint rules, the whole stream (its text equals
+        the offline pass's). The stream takes no more audio; another call gives an empty segment
+        at its end."""
         if self.finished:
             return _segment([], self.seconds, self.seconds)
-        start = self.endpointer.start if self.endpointer is not None else 0.0
-        before = len(self.words)
-        self.finalize()
-        return _segment(self.words[before:], start, max(start, self.seconds))
+        self.recognizer.step([self], final=True)  # a no-op if a batched final step did it
+        last = self.end_segment()
+        self.finished = True
+        return _segment(last.words, last.start, max(last.start, self.seconds))
+
+    def _decode(self, log_probs: np.ndarray) -> None:
+        """The model's next output frames (U, V) to the decoder."""
+        self.decoder.update(log_probs)
+        self.frames += len(log_probs)
 
 
 def _segment(words: list[Word], start: float, end: float) -> Segment:

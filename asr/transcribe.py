@@ -14,7 +14,7 @@ import numpy as np
 
 from .audio import HOP_LENGTH, SAMPLE_RATE, iter_blocks
 from .beam import NO_LM, decoder_for
-from .decoding import Decoder, Result, segments_from_words
+from .decoding import Decoder, Result
 from .endpoint import EndpointConfig
 from .logmel import log_mel
 from .runtime import Model, as_runtime
@@ -63,14 +63,16 @@ def _transcribe_streaming(model, blocks, decoder, chunk_ms, on_progress, endpoin
     chunk = int(SAMPLE_RATE * chunk_ms / 1000) if chunk_ms else None
     if chunk is not None and chunk < 1:
         raise ValueError("--chunk-ms must give at least one sample per chunk")
+    words = []
     for block in blocks:
         for i in range(0, len(block), chunk or max(1, len(block))):
             stream.accept(block[i:i + chunk] if chunk else block)
-            while stream.endpoint() is not None:  # its words stay in stream.words
-                pass
+            while (segment := stream.endpoint()) is not None:
+                words += segment.words
         if on_progress:
             on_progress(len(block) / SAMPLE_RATE)
-    return stream.finalize()
+    words += stream.finish().words
+    return Result.from_words(words, stream.seconds)
 
 
 def _quietest_cut(samples: np.ndarray, lo: int, hi: int, step: int) -> int:
@@ -110,5 +112,4 @@ def _transcribe_windows(model, blocks, make_decoder, on_progress) -> Result:
         if on_progress:
             on_progress(len(block) / SAMPLE_RATE)
     recognise(buf)
-    duration = (offset + len(buf)) / SAMPLE_RATE
-    return Result(" ".join(w.word for w in words), duration, segments_from_words(words))
+    return Result.from_words(words, (offset + len(buf)) / SAMPLE_RATE)

@@ -94,7 +94,7 @@ def stream_rtf(seconds: float, chunk_ms: float = 100.0) -> dict:
     cpu0, wall0 = time.thread_time(), time.perf_counter()
     for i in range(0, len(x), chunk):
         stream.accept(x[i:i + chunk])
-    stream.finalize()
+    stream.finish()
     cpu, wall = time.thread_time() - cpu0, time.perf_counter() - wall0
     return {"rtf_cpu": cpu / seconds, "rtf_wall": wall / seconds, "torch": "torch" in sys.modules}
 

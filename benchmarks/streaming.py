@@ -44,7 +44,7 @@ def streaming_rtf(model, seconds: float, chunk_ms: float) -> dict:
         t = time.perf_counter()
         stream.accept(x[i:i + chunk])
         latencies.append(time.perf_counter() - t)
-    stream.finalize()
+    stream.finish()
     elapsed = time.perf_counter() - start
     return {"rtf": elapsed / seconds, "chunk_p50_ms": 1000 * float(np.percentile(latencies, 50)),
             "chunk_p95_ms": 1000 * float(np.percentile(latencies, 95))}

@@ -36,6 +36,7 @@ def run(model, signals, ticks, batched: bool, max_frames=None):
     rec = Recognizer(model, endpoint=EndpointConfig())
     streams = [rec.stream() for _ in signals]
     log = [[] for _ in signals]
+    words = [[] for _ in signals]  # each stream's words, segment by segment
     for tick in ticks:
         for s, x, (a, b) in zip(streams, signals, tick):
             s.feed(x[a:b])
@@ -44,13 +45,15 @@ def run(model, signals, ticks, batched: bool, max_frames=None):
         else:
             for s in streams:
                 rec.step([s], max_frames=max_frames)
-        for s, entries in zip(streams, log):
+        for s, entries, said in zip(streams, log, words):
             seg = s.endpoint()
             entries.append(("final", seg.text, seg.start, seg.end) if seg else ("partial", s.partial()))
+            said += seg.words if seg else []
     if batched:
         rec.step(streams, final=True)
-    finals = [s.final_segment() for s in streams]
-    words = [s.finalize().words for s in streams]
+    finals = [s.finish() for s in streams]
+    for said, last in zip(words, finals):
+        said += last.words
     return log, finals, words
 
 

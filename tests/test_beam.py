@@ -158,9 +158,9 @@ def test_streaming_segments_keep_lm_context(tiny_model, cathy_clips, cathy_lm):
     first = stream.end_segment()
     for i in range(cut, len(x), 1600):
         stream.accept(x[i:i + 1600])
-    result = stream.finalize()
-    assert result.text == text
-    assert [w.word for w in first] == text.split()[:n]
+    last = stream.finish()
+    assert f"{first.text} {last.text}" == text
+    assert [w.word for w in first.words] == text.split()[:n]
     assert seen[0] == [] and seen[1] == text.split()[:n]  # the second segment's LM context
 
 
@@ -181,10 +181,10 @@ def test_word_times_match_forced_alignment(tiny_model, cathy_clips, cathy_lm):
         _, cut = endpoint(tiny_model, path)
         for i in range(0, cut, 1600):
             stream.accept(x[i:min(i + 1600, cut)])
-        stream.end_segment()  # an endpoint in mid-clip: times stay absolute
+        words = stream.end_segment().words  # an endpoint in mid-clip: times stay absolute
         for i in range(cut, len(x), 1600):
             stream.accept(x[i:i + 1600])
-        words = stream.finalize().words
+        words += stream.finish().words
         assert [w.word for w in words] == text.split()
         for w, r in zip(words, ref):
             assert abs(w.start - r.start) <= 0.1 and abs(w.end - r.end) <= 0.1, (w, r)

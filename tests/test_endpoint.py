@@ -123,12 +123,23 @@ def test_both_needs_blank_and_quiet_together():
     assert ep.rule() == 2
 
 
+def two_sentences(cathy_clips):
+    """Two sentences with a 2 s pause of digital silence: (samples, first text, second text, a
+    sample index in the pause)."""
+    a, b = load_audio(cathy_clips[0][0]), load_audio(cathy_clips[6][0])
+    x = np.concatenate([np.zeros(8000, np.float32), a, np.zeros(32000, np.float32), b, np.zeros(4000, np.float32)])
+    return x, cathy_clips[0][1], cathy_clips[6][1], 8000 + len(a) + 16000
+
+
+def words_of(segments):
+    return [(w.word, w.start, w.end) for s in segments for w in s.words]
+
+
 def test_endpoints_in_a_real_stream_leave_the_words_unchanged(tiny_live_model, cathy_clips):
     """Two sentences with a 2 s pause, fed in 100 ms chunks: an endpoint in the pause gives the
     first sentence, the end of the stream the second, and the words are exactly those of the
     same audio without endpointing."""
-    a, b = load_audio(cathy_clips[0][0]), load_audio(cathy_clips[6][0])
-    x = np.concatenate([np.zeros(8000, np.float32), a, np.zeros(32000, np.float32), b, np.zeros(4000, np.float32)])
+    x, text_a, text_b, _ = two_sentences(cathy_clips)
     rec = Recognizer(tiny_live_model, endpoint=EndpointConfig())
     stream, plain = rec.stream(), rec.stream(endpoint=None)
     segments, partials = [], []
@@ -138,29 +149,64 @@ def test_endpoints_in_a_real_stream_leave_the_words_unchanged(tiny_live_model, c
         seg = stream.endpoint()
         if seg is not None:
             segments.append(seg)
-    segments.append(stream.final_segment())
+    segments.append(stream.finish())
     texts = [s.text for s in segments if s.text]
-    assert texts == [cathy_clips[0][1], cathy_clips[6][1]]
+    assert texts == [text_a, text_b]
     first = segments[0]
-    assert first.words[0].start >= 0.4 and first.end <= len(a) / 16000 + 0.6
-    assert [(w.word, w.start, w.end) for s in segments for w in s.words] == \
-        [(w.word, w.start, w.end) for w in plain.finalize().words]
-    assert stream.finalize().text == " ".join(texts)
+    assert first.words[0].start >= 0.4 and first.end <= 0.5 + len(load_audio(cathy_clips[0][0])) / 16000 + 0.1
+    assert words_of(segments) == words_of([plain.finish()])
     assert plain.endpoint() is None  # no rules, no endpoints
 
 
-def test_a_stream_that_forgets_sent_words_still_gives_its_last_segment(tiny_live_model, cathy_clips):
-    """What `asr serve` does after sending each ended segment: the words already sent are
-    dropped, the last segment still comes whole, and finalize() covers only what followed."""
-    a, b = load_audio(cathy_clips[0][0]), load_audio(cathy_clips[6][0])
-    x = np.concatenate([np.zeros(8000, np.float32), a, np.zeros(32000, np.float32), b, np.zeros(4000, np.float32)])
-    stream = Recognizer(tiny_live_model, endpoint=EndpointConfig()).stream()
-    sent = []
-    for i in range(0, len(x), 1600):
-        stream.accept(x[i:i + 1600])
-        while (seg := stream.endpoint()) is not None:
-            sent.append(seg.text)
-            stream.forget_words()
-    assert [t for t in sent if t] == [cathy_clips[0][1]]
-    assert stream.final_segment().text == cathy_clips[6][1]
-    assert stream.finalize().text == cathy_clips[6][1]
+@pytest.mark.parametrize("silence", ["energy", "both"])
+def test_endpoints_by_signal_level_end_segments_during_the_step(tiny_live_model, cathy_clips, silence):
+    """With silence judged by the signal level, the rules are checked once a step, after it: the
+    segment is there for endpoint() after the step that met the rule, however the audio is
+    chunked, and the words are those of the stream without endpointing."""
+    x, text_a, text_b, _ = two_sentences(cathy_clips)
+    rec = Recognizer(tiny_live_model, endpoint=EndpointConfig(silence=silence))
+    plain = rec.stream(endpoint=None)
+    plain.accept(x)
+    expected = words_of([plain.finish()])
+    for chunk in (1600, 4410):
+        stream, segments = rec.stream(), []
+        for i in range(0, len(x), chunk):
+            stream.accept(x[i:i + chunk])
+            while (seg := stream.endpoint()) is not None:
+                segments.append(seg)
+        assert [s.text for s in segments if s.text] == [text_a]
+        assert stream.endpoint() is None  # each segment is handed out once
+        segments.append(stream.finish())
+        assert [s.text for s in segments if s.text] == [text_a, text_b]
+        assert words_of(segments) == expected
+
+
+def test_one_verb_ends_a_segment_and_one_finishes_the_stream(tiny_live_model, cathy_clips):
+    """end_segment() cuts where the caller says (no endpoint rules here) and returns that
+    segment; the model state carries on, so the segments hold exactly the uncut stream's words.
+    finish() flushes the model and gives only what followed the last cut; after it, another
+    finish() is an empty segment at the stream's end, and the stream takes no audio."""
+    x, text_a, text_b, pause = two_sentences(cathy_clips)
+    rec = Recognizer(tiny_live_model)
+    plain = rec.stream()
+    plain.accept(x)
+    whole = plain.finish()
+    assert whole.text == f"{text_a} {text_b}"  # without rules, finish() is the whole stream
+
+    stream = rec.stream()
+    stream.accept(x[:pause])
+    first = stream.end_segment()
+    assert first.text == text_a and first.words[-1].end <= pause / 16000
+    empty = stream.end_segment()  # nothing decoded since: an empty segment where the last ended
+    assert (empty.text, empty.words) == ("", [])
+    assert empty.start == empty.end == stream.frames * rec.frame_seconds
+    stream.accept(x[pause:])
+    last = stream.finish()
+    assert last.text == text_b
+    assert words_of([first, last]) == words_of([whole])
+    again = stream.finish()
+    assert (again.text, again.start, again.end) == ("", stream.seconds, stream.seconds)
+    assert stream.endpoint() is None
+    with pytest.raises(RuntimeError, match="finished"):
+        stream.feed(x[:160])
+

@@ -249,7 +249,7 @@ def test_endpoints_end_utterances_mid_stream(tiny_live_model, cathy_clips):
     whole.accept(pcm_x)
     words = [w for r in results for w in r.get("result", [])]
     assert [(w["word"], w["start"], w["end"]) for w in words] == \
-        [(w.word, round(w.start, 3), round(w.end, 3)) for w in whole.finalize().words]
+        [(w.word, round(w.start, 3), round(w.end, 3)) for w in whole.finish().words]
 
 
 def served_url(proc) -> str | None:
