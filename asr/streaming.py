@@ -69,7 +69,8 @@ class Recognizer:
         Not final: each stream gives its pending frames in whole multiples of the
         subsampling factor, at most max_frames (a multiple of it) when given, so that one
         stream with a long backlog does not pad everyone's batch. Final: all pending frames,
-        and the lookahead is flushed; a flushed stream takes no more audio.
+        and the lookahead is flushed; a flushed stream takes no more audio. The segments that
+        endpoint rules end during the step wait in their stream for `Stream.endpoint()`.
         """
         sub = self.model.cfg.subsampling
         if max_frames is not None and (max_frames < sub or max_frames % sub):
@@ -235,10 +236,11 @@ class Stream:
         return self.ended.pop(0) if self.ended else None
 
     def end_segment(self) -> Segment:
-        """End the current segment now and return it: its words, decoded in full (a beam/LM
-        decoder searches the segment whole). The model state carries on, so later segments are
-        recognised exactly as without the cut. Times are seconds from the stream's start; a
-        segment without words spans the frames it covered."""
+        """End the current segment now and return it: the words of the frames the model has
+        output so far (its lookahead holds back the last few of the audio fed), decoded in full
+        (a beam/LM decoder searches the segment whole). The model state carries on, so later
+        segments are recognised exactly as without the cut. Times are seconds from the stream's
+        start; a segment without words spans the frames it covered."""
         start, end = self.segment_start, self.frames * self.recognizer.frame_seconds
         words = self.decoder.finalize()
         if self.endpointer is not None:
