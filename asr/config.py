@@ -23,6 +23,7 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     epochs: int = 30
     max_steps: int = 0  # stop after this many steps (0: run all epochs)
+    stop_step: int = 0  # end the run at this step, with the lr schedule still spanning max_steps (0: at its end)
     max_batch_seconds: float = 240.0  # padded audio per batch
     max_utterance_seconds: float = 30.0
     lr: float = 1e-3
@@ -50,7 +51,7 @@ class TrainConfig:
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ValueError(f"config {name}: must be positive, got {getattr(self, name)!r}")
-        at_least_zero = ["max_steps", "warmup_steps", "weight_decay", "num_workers", "threads", "checkpoint_every",
+        at_least_zero = ["max_steps", "stop_step", "warmup_steps", "weight_decay", "num_workers", "threads", "checkpoint_every",
                          "dev_every", "dev_max_utterances", "min_lr_ratio"]
         for name in at_least_zero:
             if getattr(self, name) < 0:

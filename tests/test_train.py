@@ -164,6 +164,23 @@ def test_resume_after_kill_is_bit_exact(cathy_manifest, tmp_path):
     assert ta["scheduler"] == tb["scheduler"]
 
 
+def test_stop_step_ends_the_run_part_way_through_its_schedule(cathy_manifest, tmp_path):
+    """stop_step=K ends a run at step K with the learning rate where the max_steps schedule has it
+    then (not decayed to its end), and exports that step's model: a run that a session had to
+    stop part-way is reproducible from the recipe."""
+    from asr.train import lr_lambda
+    common = MECHANICS + [f"train={cathy_manifest}", "epochs=1000", "checkpoint_every=0", "warmup_steps=2"]
+    cfg = load_config(None, common + ["max_steps=8", "stop_step=4", f"out_dir={tmp_path / 'part'}"])
+    part = Trainer(cfg, progress=False)
+    summary = part.fit()
+    assert summary["step"] == part.step == 4
+    assert part.scheduler.get_last_lr()[0] == pytest.approx(cfg.lr * lr_lambda(cfg, 8)(4))
+    short = Trainer(load_config(None, common + ["max_steps=4", f"out_dir={tmp_path / 'short'}"]), progress=False)
+    short.fit()
+    assert part.scheduler.get_last_lr()[0] > 2 * short.scheduler.get_last_lr()[0]  # the short run decayed to its end
+    assert (tmp_path / "part" / "model.pt").exists()
+
+
 def test_init_from_fine_tunes_and_counts_all_steps(cathy_manifest, tmp_path):
     """init_from= starts a new run (fresh optimiser and schedule) from a trained model's weights
     and feature statistics; the exported card counts the steps of both runs."""

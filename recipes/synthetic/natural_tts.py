@@ -147,8 +147,11 @@ def serve(args, out) -> None:
             c0 = time.process_time()
             x, sr = synthesize(args, req)
             cpu = time.process_time() - c0
-            np.save(req["out"], x)
-            ans = {"ok": True, "sr": sr, "seconds": round(len(x) / sr, 3), "cpu_seconds": round(cpu, 4)}
+            if os.path.isdir(os.path.dirname(req["out"]) or "."):
+                np.save(req["out"], x)
+                ans = {"ok": True, "sr": sr, "seconds": round(len(x) / sr, 3), "cpu_seconds": round(cpu, 4)}
+            else:  # the caller was stopped (synthesis reached its target) and removed its folder: no traceback
+                ans = {"ok": False, "error": f"output folder gone: {req['out']}"}
         except Exception as e:  # noqa: BLE001 - reported to the caller, which raises it
             traceback.print_exc(file=sys.stderr)
             ans = {"ok": False, "error": f"{type(e).__name__}: {e}"[:1000]}

@@ -805,8 +805,9 @@ def stage_synth(args, out: str, engine=run_engine) -> None:
     for split, target in (("dev", args.dev_minutes * 60), ("train", args.hours * 3600)):
         items = plans[split]
         timing_path = os.path.join(out, "logs", f"synth_{split}.tsv")
-        new_file = not os.path.isfile(timing_path)
-        tf = open(timing_path, "a", encoding="utf-8")
+        # a run killed before its first flush leaves an empty file: it gets the header too
+        new_file = not os.path.isfile(timing_path) or os.path.getsize(timing_path) == 0
+        tf = open(timing_path, "a", encoding="utf-8", buffering=1)  # line-buffered: a killed run keeps its rows
         if new_file:
             tf.write("id\tengine\tvoice\tseconds\tengine_seconds\ttotal_seconds\n")
         done_s, n_new, n_old, t0 = 0.0, 0, 0, time.time()
