@@ -14,7 +14,7 @@ seconds per audio second over all clips: features, model and search; reading the
 the model and one untimed warm-up clip excluded) and the size on disk.
 
 Systems (those not installed are listed as skipped, with what to install):
-  asr              our models: the bundled ones (asr/models/*.pt) or each --model; decoded as
+  asr              our models: the bundled ones (asr/models/*.npz, the runtime's form) or each --model; decoded as
                    `asr transcribe` does (beam search + the model's own LM when it has one)
   pocketsphinx     its default decoder: en-us acoustic model, 72k-word 3-gram, CMU dictionary
   whisper-tiny.en  faster-whisper, int8 on CPU, beam 5, language en, no VAD, otherwise
@@ -92,9 +92,9 @@ def megabytes(n: int) -> str:
 # --------------------------------------------------------------------------- systems
 def load_ours(name: str, path: str | None) -> System:
     from asr.beam import bundled_lm, decoder_for
-    from asr.checkpoint import load_model
+    from asr.runtime import load_model
     from asr.transcribe import transcribe_array
-    model = load_model(path)
+    model = load_model(path)  # the runtime's model, as `asr transcribe` runs it (a .pt is exported once, here)
     decoder = decoder_for(model)
     lm, search = bundled_lm(model), decoder.search
     size = os.path.getsize(model.source) + (os.path.getsize(lm["path"]) if lm else 0)
@@ -275,7 +275,7 @@ def bundled_models() -> list[tuple[str, str]]:
     if default is None:
         return []
     folder = default.parent
-    return [(os.path.splitext(f)[0], str(folder / f)) for f in sorted(os.listdir(folder)) if f.endswith(".pt")]
+    return [(os.path.splitext(f)[0], str(folder / f)) for f in sorted(os.listdir(folder)) if f.endswith(".npz")]
 
 
 def main() -> int:
