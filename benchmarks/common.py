@@ -27,6 +27,6 @@ def get_model(path: str | None):
     if path:
         return load_model(path), path
     if default_model_path():
-        return load_model(None), str(default_model_path())
+        return load_model(None), str(default_model_path(torch_file=True))
     torch.manual_seed(0)
     return AcousticModel(ModelConfig()).eval(), "random weights, default config ModelConfig()"

@@ -115,7 +115,7 @@ def main():
     core = max(os.sched_getaffinity(0))
     os.sched_setaffinity(0, {core})
     torch.set_num_threads(1)
-    path = args.model or str(default_model_path())
+    path = args.model or str(default_model_path(torch_file=True))  # the torch reference; its runtime form is made below
 
     t = time.perf_counter()
     torch_model = load_model(path)
