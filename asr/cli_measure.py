@@ -11,15 +11,22 @@ from .cli_options import (EXIT_FAILED_INPUT, EXIT_USAGE, add_decoder_options, ad
 
 
 # --------------------------------------------------------------------------- evaluate
-def add_evaluate(sub) -> None:
-    p = sub.add_parser("evaluate", help="WER, CER and speed of a model on a manifest",
-                       description="Score a model on a manifest (TSV with header naming `path` and `text`, "
-                                   "paths relative to the manifest's folder; or JSON Lines).")
+def _manifest_command(sub, name: str, help: str, description: str, json_help: str) -> argparse.ArgumentParser:
+    """A command that scores a model on a manifest: MANIFEST, --model, --limit and --json."""
+    p = sub.add_parser(name, help=help, description=description)
     p.add_argument("manifest", metavar="MANIFEST")
     add_model_option(p)
-    p.add_argument("--json", action="store_true", help="print one JSON object (wer, cer, rtf, utterances, worst)")
-    p.add_argument("--worst", type=int, default=10, metavar="N", help="how many worst utterances to list")
     p.add_argument("--limit", type=int, default=0, metavar="N", help="only the first N utterances")
+    p.add_argument("--json", action="store_true", help=json_help)
+    return p
+
+
+def add_evaluate(sub) -> None:
+    p = _manifest_command(sub, "evaluate", "WER, CER and speed of a model on a manifest",
+                          "Score a model on a manifest (TSV with header naming `path` and `text`, "
+                          "paths relative to the manifest's folder; or JSON Lines).",
+                          "print one JSON object (wer, cer, rtf, utterances, worst)")
+    p.add_argument("--worst", type=int, default=10, metavar="N", help="how many worst utterances to list")
     add_decoder_options(p)
     p.set_defaults(func=cmd_evaluate)
 
@@ -93,11 +100,9 @@ def _floats(text: str) -> list[float]:
 
 
 def add_tune_lm(sub) -> None:
-    p = sub.add_parser("tune-lm", help="grid search of the LM weight (alpha) and word bonus (beta) on a dev set",
-                       description="Decode a dev manifest with every (alpha, beta) pair and print the WER surface "
-                                   "and the best pair. The acoustic model runs once per utterance.")
-    p.add_argument("manifest", metavar="MANIFEST")
-    add_model_option(p)
+    p = _manifest_command(sub, "tune-lm", "grid search of the LM weight (alpha) and word bonus (beta) on a dev set",
+                          "Decode a dev manifest with every (alpha, beta) pair and print the WER surface "
+                          "and the best pair. The acoustic model runs once per utterance.", "print one JSON object")
     p.add_argument("--lm", required=True, metavar="PATH", help="ARPA or KenLM binary language model")
     p.add_argument("--alphas", type=_floats, default=[0.0, 0.25, 0.5, 0.75, 1.0, 1.5], metavar="A,A,...",
                    help="LM weights to try (default: 0,0.25,0.5,0.75,1,1.5)")
@@ -105,8 +110,6 @@ def add_tune_lm(sub) -> None:
                    help="word insertion bonuses to try (default: -1,0,1,2,3; a list starting with a minus: --betas=-1,0,1)")
     p.add_argument("--beam-size", type=int, default=32, metavar="N", help="beams (default: 32)")
     p.add_argument("--hotword", action="append", default=[], metavar="WORD[:WEIGHT]", help="as for transcribe")
-    p.add_argument("--limit", type=int, default=0, metavar="N", help="only the first N utterances")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_tune_lm)
 
 
