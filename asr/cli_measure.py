@@ -21,6 +21,17 @@ def _manifest_command(sub, name: str, help: str, description: str, json_help: st
     return p
 
 
+def _utterances(args, report):
+    """The first --limit utterances of the MANIFEST (all without it), or None after one error line."""
+    from .manifest import read_manifest
+    try:
+        utts = read_manifest(args.manifest, report=report)
+    except (OSError, ValueError) as err:
+        error(str(err))
+        return None
+    return utts[: args.limit] if args.limit else utts
+
+
 def add_evaluate(sub) -> None:
     p = _manifest_command(sub, "evaluate", "WER, CER and speed of a model on a manifest",
                           "Score a model on a manifest (TSV with header naming `path` and `text`, "
@@ -44,18 +55,14 @@ def warnings_on_stderr() -> None:
 def cmd_evaluate(args) -> int:
     from tqdm import tqdm
 
-    from .manifest import ManifestReport, read_manifest
+    from .manifest import ManifestReport
     from .evaluate import evaluate
     warnings_on_stderr()
     report = ManifestReport()
-    try:
-        utts = read_manifest(args.manifest, report=report)
-    except (OSError, ValueError) as err:
-        error(str(err))
+    utts = _utterances(args, report)
+    if utts is None:
         return EXIT_USAGE
     model = load_model_or_exit(args, offline=True)  # whole utterances, as `asr transcribe` scores files
-    if args.limit:
-        utts = utts[: args.limit]
     if not utts:
         error(f"{args.manifest}: no usable utterances")
         return EXIT_FAILED_INPUT
@@ -116,18 +123,15 @@ def add_tune_lm(sub) -> None:
 def cmd_tune_lm(args) -> int:
     from tqdm import tqdm
 
-    from .manifest import ManifestReport, read_manifest
+    from .manifest import ManifestReport
     from .evaluate import tune_lm, utterance_log_probs
     warnings_on_stderr()
     model = load_model_or_exit(args, offline=True)  # whole utterances, as `asr transcribe` scores files
     search = decoder_or_exit(args, model).search  # --lm is required: a beam search; checks the LM before the long part
     report = ManifestReport()
-    try:
-        utts = read_manifest(args.manifest, report=report)
-    except (OSError, ValueError) as err:
-        error(str(err))
+    utts = _utterances(args, report)
+    if utts is None:
         return EXIT_USAGE
-    utts = utts[: args.limit] if args.limit else utts
     bar = tqdm(total=len(utts), desc="acoustic model", unit="utt", file=sys.stderr, leave=False, disable=None)
     log_probs, skipped = utterance_log_probs(model, utts, on_progress=lambda n: bar.update(1))
     bar.close()

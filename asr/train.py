@@ -416,7 +416,8 @@ class Trainer:
                    disable=not show or lines, dynamic_ncols=True)
         t0, audio_s, n_since = time.perf_counter(), 0.0, 0
         tick, first_step, last_line = t0, self.step, -math.inf
-        done = self.step >= self.total_steps or bool(self.cfg.stop_step and self.step >= self.cfg.stop_step)
+        last_step = min(self.cfg.stop_step or self.total_steps, self.total_steps)  # the schedule spans total_steps
+        done = self.step >= last_step
         while not done and self.epoch < self.cfg.epochs:
             for batch, dropped in self._loader():
                 self._drop(dropped)
@@ -447,7 +448,7 @@ class Trainer:
                     self.checkpoint()
                 if self.cfg.dev_every and self.step % self.cfg.dev_every == 0:
                     self._log_dev()
-                if self.step >= self.total_steps or (self.cfg.stop_step and self.step >= self.cfg.stop_step):
+                if self.step >= last_step:
                     done = True
                     break
             else:
