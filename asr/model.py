@@ -265,3 +265,71 @@ def bidirectional_from_streaming(src: dict[str, Tensor], cfg: ModelConfig) -> di
     out["head.weight"] = torch.cat([src["head.weight"], torch.zeros_like(src["head.weight"])], 1)
     out["head.bias"] = src["head.bias"].clone()
     return out
+
+
+def widened(src: dict[str, Tensor], src_cfg: dict, cfg: ModelConfig, seed: int = 0,
+            scale: float = 1e-3) -> dict[str, Tensor]:
+    """A wider model's initial weights from a trained model's state dict (Net2Net-style growth).
+
+    Each GRU gets cfg.hidden_size - H new units per direction. Their input and recurrent weights are
+    small random numbers (scale; distinct, so that they do not learn alike), and every weight that
+    reads them (the old units' recurrent weights, the layer above, the head) starts at zero: the new
+    units sit near zero and the old ones compute what they did. The LayerNorms, which average over the
+    new units too, get their old gains scaled by sqrt(H / new H), which keeps the old features' scale
+    when the new ones are near zero. Everything else (front-end, depth, direction, lookahead) must
+    match. Training then has the extra width to use.
+    """
+    src = dict(src)
+    _per_layer_gru_keys(src, "")
+    H, H2 = int(src["grus.0.weight_hh_l0"].shape[1]), cfg.hidden_size
+    same = ("conv_channels", "conv_kernel", "conv_strides", "num_layers", "bidirectional", "lookahead", "layer_norm")
+    differ = [k for k in same if k in src_cfg and _as_tuple(src_cfg[k]) != _as_tuple(getattr(cfg, k))]
+    if differ or H2 <= H or f"grus.{cfg.num_layers - 1}.weight_hh_l0" not in src:
+        raise ValueError("widening needs a larger hidden size and the same front-end, depth, direction and "
+                         f"lookahead (they differ in: {', '.join(differ) or 'hidden size'})")
+    gen = torch.Generator().manual_seed(seed)
+    dirs = 2 if cfg.bidirectional else 1
+    suffixes = ["_l0", "_l0_reverse"][:dirs]
+
+    def rand(*shape: int) -> Tensor:
+        return scale * torch.randn(*shape, generator=gen)
+
+    def spread(w: Tensor, dim: int) -> Tensor:
+        """Features laid out [H per direction] -> [H2 per direction], zeros in the new places."""
+        parts = w.split(H, dim)
+        shape = list(w.shape)
+        shape[dim] = H2 - H
+        return torch.cat([t for p in parts for t in (p, w.new_zeros(shape))], dim)
+
+    out = {k: v.clone() for k, v in src.items() if k.startswith(("feat_", "convs."))}
+    for i in range(cfg.num_layers):
+        for s in suffixes:
+            w_ih, w_hh = src[f"grus.{i}.weight_ih{s}"], src[f"grus.{i}.weight_hh{s}"]
+            if i > 0:
+                w_ih = spread(w_ih, 1)  # the layer below is wider: its new features are not read yet
+            new_ih, new_hh = [], []
+            for g in range(3):  # gates r, z, n: old rows, then the new units' rows
+                new_ih += [w_ih[g * H:(g + 1) * H], rand(H2 - H, w_ih.shape[1])]
+                old = torch.cat([w_hh[g * H:(g + 1) * H], w_hh.new_zeros(H, H2 - H)], 1)
+                new_hh += [old, rand(H2 - H, H2)]
+            out[f"grus.{i}.weight_ih{s}"] = torch.cat(new_ih)
+            out[f"grus.{i}.weight_hh{s}"] = torch.cat(new_hh)
+            for name in ("bias_ih", "bias_hh"):
+                b = src[f"grus.{i}.{name}{s}"]
+                out[f"grus.{i}.{name}{s}"] = torch.cat([t for g in range(3) for t in (b[g * H:(g + 1) * H], b.new_zeros(H2 - H))])
+        if f"norms.{i}.weight" in src:
+            gain = (H / H2) ** 0.5
+            out[f"norms.{i}.weight"] = spread(src[f"norms.{i}.weight"] * gain, 0)
+            out[f"norms.{i}.weight"][torch.cat([torch.arange(d * H2 + H, (d + 1) * H2) for d in range(dirs)])] = 1.0
+            out[f"norms.{i}.bias"] = spread(src[f"norms.{i}.bias"], 0)
+    if "row_conv" in src:
+        rc = spread(src["row_conv"], 0)
+        rc[torch.cat([torch.arange(d * H2 + H, (d + 1) * H2) for d in range(dirs)]), 0] = 1.0  # identity
+        out["row_conv"] = rc
+    out["head.weight"] = spread(src["head.weight"], 1)
+    out["head.bias"] = src["head.bias"].clone()
+    return out
+
+
+def _as_tuple(v):
+    return tuple(v) if isinstance(v, (list, tuple)) else v

@@ -27,7 +27,7 @@ from .data import (DurationBatchSampler, ManifestReport, SpeechDataset, Utteranc
 from .evaluate import score
 from .features import compute_stats, log_mel
 from .audio import FRAMES_PER_SECOND, load_audio
-from .model import AcousticModel, bidirectional_from_streaming
+from .model import AcousticModel, bidirectional_from_streaming, widened
 from .text import BLANK_ID
 
 log = logging.getLogger("asr.train")
@@ -157,6 +157,8 @@ class Trainer:
             weights = {k: v.float() if v.is_floating_point() else v for k, v in src["state_dict"].items()}
             if cfg.model.bidirectional and not src["config"].get("bidirectional"):
                 weights = bidirectional_from_streaming(weights, cfg.model)  # a streaming model seeds an offline one
+            elif src["config"].get("hidden_size", cfg.model.hidden_size) < cfg.model.hidden_size:
+                weights = widened(weights, src["config"], cfg.model, seed=cfg.seed)  # a smaller model seeds a wider one
             self.model.load_state_dict(weights)
         if self.rank:  # the same initial weights everywhere (DDP broadcasts rank 0's anyway), own dropout masks
             torch.manual_seed(cfg.seed + 1000003 * self.rank)

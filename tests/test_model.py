@@ -55,3 +55,50 @@ def test_it_refuses_models_of_another_shape():
     cfg = ModelConfig(conv_channels=16, hidden_size=24, num_layers=3, bidirectional=True, lookahead=0)
     with pytest.raises(ValueError, match="hidden size"):
         bidirectional_from_streaming(uni.state_dict(), cfg)
+
+
+def _wider(model: AcousticModel, hidden: int) -> AcousticModel:
+    from asr.model import widened
+    cfg = ModelConfig(**{**model.cfg.__dict__, "hidden_size": hidden})
+    wide = AcousticModel(cfg).eval()
+    wide.load_state_dict(widened(model.state_dict(), model.cfg.__dict__, cfg, seed=1))
+    return wide
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_a_widened_model_starts_as_the_smaller_one_and_can_use_its_new_units(bidirectional):
+    small = _streaming(layer_norm=False)
+    if bidirectional:
+        small = _bidirectional_from(small)
+    wide = _wider(small, 20)
+    assert wide.grus[1].weight_hh_l0.shape == (60, 20)
+    feats, lengths = torch.randn(2, 60, 80), torch.tensor([60, 41])
+    with torch.no_grad():
+        (a, la), (b, lb) = small(feats, lengths), wide(feats, lengths)
+    assert torch.equal(la, lb)
+    for i, n in enumerate(la.tolist()):
+        torch.testing.assert_close(b[i, :n], a[i, :n], atol=1e-5, rtol=1e-5)
+    wide.train()
+    out, _ = wide(feats, lengths)
+    out.logsumexp(-1).sum().backward()
+    new = slice(12, 20)
+    assert wide.head.weight.grad[:, new].abs().sum() > 0  # the head can learn to read the new units
+    assert wide.grus[1].weight_ih_l0.grad[:, new].abs().sum() > 0  # and so can the layer above
+
+
+def test_with_layer_norm_the_widened_model_gives_nearly_the_same_outputs():
+    small = _streaming(layer_norm=True)
+    wide = _wider(small, 24)
+    feats, lengths = torch.randn(1, 80, 80), torch.tensor([80])
+    with torch.no_grad():
+        a, b = small(feats, lengths)[0], wide(feats, lengths)[0]
+    assert (a.argmax(-1) == b.argmax(-1)).float().mean() > 0.9
+
+
+def test_widening_refuses_another_depth_or_a_narrower_model():
+    from asr.model import widened
+    small = _streaming(layer_norm=True)
+    for change in ({"num_layers": 2, "hidden_size": 20}, {"hidden_size": 8}):
+        cfg = ModelConfig(**{**small.cfg.__dict__, **change})
+        with pytest.raises(ValueError, match="widening needs"):
+            widened(small.state_dict(), small.cfg.__dict__, cfg)

@@ -200,6 +200,19 @@ def test_init_from_fine_tunes_and_counts_all_steps(cathy_manifest, tmp_path):
     assert not torch.equal(weights(tmp_path / "tuned" / "last.pt")["head.weight"], first["state_dict"]["head.weight"])
 
 
+def test_init_from_a_narrower_model_widens_it(bidirectional_model, three_clips, tmp_path):
+    """init_from= a model with fewer GRU units than the config asks for grows it (asr.model.widened):
+    the wider model starts out transcribing what the narrower one did."""
+    path, utts = bidirectional_model
+    manifest, _ = three_clips
+    cfg = load_config(str(REPO / "recipes" / "librispeech" / "bi.yaml"),
+                      OVERFIT + ["max_steps=1", f"out_dir={tmp_path}", f"train={manifest}", "dev={}",
+                                 "model.num_layers=2", "model.hidden_size=128", f"init_from={path}"])
+    trainer = Trainer(cfg, progress=False)
+    assert trainer.model.grus[1].weight_hh_l0.shape == (3 * 128, 128)
+    assert dev_wer(trainer.model.eval(), utts)["wer"] == 0.0
+
+
 @pytest.mark.parametrize("export", ["best", "last"])
 def test_export_picks_best_or_last_checkpoint(cathy_manifest, tmp_path, export):
     """model.pt holds best.pt's weights (the lowest dev WER) by default, the last step's with export=last."""
