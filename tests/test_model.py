@@ -22,17 +22,23 @@ def _bidirectional_from(uni: AcousticModel) -> AcousticModel:
     return bi
 
 
+def assert_same_outputs(a: AcousticModel, b: AcousticModel) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both models give the same outputs (up to float error) on a batch of two random inputs; returns it."""
+    feats, lengths = torch.randn(2, 60, 80), torch.tensor([60, 41])
+    with torch.no_grad():
+        (x, lx), (y, ly) = a(feats, lengths), b(feats, lengths)
+    assert torch.equal(lx, ly)
+    for i, n in enumerate(lx.tolist()):
+        torch.testing.assert_close(y[i, :n], x[i, :n], atol=1e-5, rtol=1e-5)
+    return feats, lengths
+
+
 def test_the_widened_model_starts_as_the_streaming_model():
     """Without LayerNorm (which sees both halves) the forward half is the streaming model exactly:
     the backward half does not reach the forward half or the head until training moves it."""
     uni = _streaming(layer_norm=False)
     bi = _bidirectional_from(uni)
-    feats, lengths = torch.randn(2, 60, 80), torch.tensor([60, 41])
-    with torch.no_grad():
-        (a, la), (b, lb) = uni(feats, lengths), bi(feats, lengths)
-    assert torch.equal(la, lb)
-    for i, n in enumerate(la.tolist()):
-        torch.testing.assert_close(b[i, :n], a[i, :n], atol=1e-5, rtol=1e-5)
+    assert_same_outputs(uni, bi)
 
 
 def test_with_layer_norm_it_starts_close_and_the_backward_half_is_live():
@@ -72,12 +78,7 @@ def test_a_widened_model_starts_as_the_smaller_one_and_can_use_its_new_units(bid
         small = _bidirectional_from(small)
     wide = _wider(small, 20)
     assert wide.grus[1].weight_hh_l0.shape == (60, 20)
-    feats, lengths = torch.randn(2, 60, 80), torch.tensor([60, 41])
-    with torch.no_grad():
-        (a, la), (b, lb) = small(feats, lengths), wide(feats, lengths)
-    assert torch.equal(la, lb)
-    for i, n in enumerate(la.tolist()):
-        torch.testing.assert_close(b[i, :n], a[i, :n], atol=1e-5, rtol=1e-5)
+    feats, lengths = assert_same_outputs(small, wide)
     wide.train()
     out, _ = wide(feats, lengths)
     out.logsumexp(-1).sum().backward()
