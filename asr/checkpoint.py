@@ -12,8 +12,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .logmel import FEATURES
-from .runtime import ModelError  # noqa: F401 (one error type for model files of either form)
+from .runtime import ModelError, features_of  # noqa: F401 (one error type for model files of either form)
 from .text import VOCAB
 
 if TYPE_CHECKING:
@@ -58,7 +57,7 @@ def model_payload(model: AcousticModel, card: dict | None = None, half: bool = F
     state = {k: (v.half() if half and v.is_floating_point() and not k.startswith("feat_") else v).detach().cpu()
              for k, v in model.state_dict().items()}
     return {"format": FORMAT, "version": VERSION, "config": asdict(model.cfg), "vocab": list(VOCAB),
-            "features": dict(FEATURES), "state_dict": state, "card": dict(card or {})}
+            "features": dict(features_of(asdict(model.cfg))), "state_dict": state, "card": dict(card or {})}
 
 
 def save_model(model: AcousticModel, path: str | os.PathLike, card: dict | None = None, half: bool = False) -> None:
@@ -122,8 +121,9 @@ def load_model(path: str | os.PathLike | None = None, device: str | torch.device
     if list(payload["vocab"]) != list(VOCAB):
         raise ModelError(f"{path}: its vocabulary differs from this version's")
     feats = payload["features"]
-    if any(feats.get(k) != v for k, v in FEATURES.items()):
-        raise ModelError(f"{path}: its feature settings {feats} differ from this version's {FEATURES}")
+    expected = features_of(payload["config"])
+    if any(feats.get(k) != v for k, v in expected.items()):
+        raise ModelError(f"{path}: its feature settings {feats} differ from this version's {expected}")
     from .model import AcousticModel, ModelConfig
     model = AcousticModel(ModelConfig.from_dict(payload["config"]))
     state = {k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()}

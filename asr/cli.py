@@ -192,8 +192,12 @@ def _show_model(path) -> int:
     cfg = payload["config"]
     kind = "bidirectional (offline only)" if cfg["bidirectional"] else f"unidirectional, streaming, lookahead {cfg['lookahead']} frames"
     print(f"model: {path} ({os.path.getsize(path) / 1e6:.1f} MB, {n_params / 1e6:.2f} M parameters)")
-    print(f"architecture: {len(cfg['conv_strides'])} conv (x{math.prod(cfg['conv_strides'])} subsampling), "
-          f"{cfg['num_layers']} x GRU {cfg['hidden_size']}, {kind}")
+    if cfg.get("frontend") == "whisper":
+        n_mels, _, d, heads, layers = cfg["encoder_dims"]
+        front = f"Whisper encoder ({layers} blocks of {d}, {heads} heads, {n_mels} mels; 20 ms frames)"
+    else:
+        front = f"{len(cfg['conv_strides'])} conv (x{math.prod(cfg['conv_strides'])} subsampling)"
+    print(f"architecture: {front}, {cfg['num_layers']} x GRU {cfg['hidden_size']}, {kind}")
     card = payload.get("card") or {}
     for key, value in card.items():
         if isinstance(value, (dict, list)):

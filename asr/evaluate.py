@@ -67,18 +67,17 @@ def utterance_log_probs(model: Model, utterances: list[Utterance],
                         on_progress: Callable[[int], None] | None = None) -> tuple[list, list[dict]]:
     """[(utterance, log-probs (U, V))] of the readable utterances (the whole-utterance pass,
     which a streaming model's chunked pass equals), and the skipped ones with reasons."""
-    from .logmel import log_mel
     model = as_runtime(model)
     out, skipped = [], []
     for i, utt in enumerate(utterances):
         try:
-            feats = log_mel(load_audio(utt.path), model.fbank)
+            samples = load_audio(utt.path)
         except AudioError as err:
             skipped.append({"id": utt.id, "reason": str(err)})
             continue
-        if len(feats):
-            lp, n = model(feats[None], np.array([len(feats)]))
-            out.append((utt, lp[0, : int(n[0])]))
+        lp = model.log_probs(samples)
+        if len(lp):
+            out.append((utt, lp))
         if on_progress:
             on_progress(i + 1)
     return out, skipped

@@ -28,7 +28,7 @@ def runtime_form(model, half: bool = False) -> tuple[dict, dict]:
 
     from . import onnx_graph
     from .features import _FBANK
-    from .runtime import FEATURES, FORMAT, VERSION
+    from .runtime import FORMAT, VERSION, features_of
     from .text import VOCAB
     weights = {}
     for name, value in model.state_dict().items():
@@ -37,9 +37,10 @@ def runtime_form(model, half: bool = False) -> tuple[dict, dict]:
             value = value.half()
         weights[name] = value.numpy()
     arrays = {"onnx": np.frombuffer(onnx_graph.build(model.cfg, weights), np.uint8),
-              "mel_fbank": _FBANK.to(torch.float32).numpy()}  # (201, 80): torchaudio's, exactly
+              "mel_fbank": (model.whisper_fbank if model.cfg.whisper else _FBANK).to(torch.float32).numpy()}
+    # (201, 80): torchaudio's filterbank exactly, or Whisper's for a model with its front-end
     meta = {"format": FORMAT, "version": VERSION, "config": asdict(model.cfg), "vocab": list(VOCAB),
-            "features": dict(FEATURES), "parameters": model.num_parameters(),
+            "features": dict(features_of(asdict(model.cfg))), "parameters": model.num_parameters(),
             "card": dict(getattr(model, "card", {}) or {})}
     return meta, arrays
 

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from .runtime import ModelConfig  # the config is shared with the torch-free runtime
+from .whisper import N_FREQS
 
 
 @dataclass
@@ -80,9 +82,16 @@ class AcousticModel(nn.Module):
         # Global feature normalisation, stored with the weights (never per utterance).
         self.register_buffer("feat_mean", torch.zeros(cfg.n_mels))
         self.register_buffer("feat_std", torch.ones(cfg.n_mels))
-        chans = [cfg.n_mels] + [cfg.conv_channels] * len(cfg.conv_strides)
-        self.convs = nn.ModuleList(
-            nn.Conv1d(cin, cout, cfg.conv_kernel, stride=s) for cin, cout, s in zip(chans, chans[1:], cfg.conv_strides))
+        if cfg.whisper:  # Whisper's encoder (frozen), then LayerNorm and a Linear into the GRUs
+            self.encoder = WhisperEncoder(cfg.encoder_dims).requires_grad_(False)
+            self.register_buffer("whisper_fbank", torch.zeros(N_FREQS, cfg.encoder_dims[0]))
+            self.in_norm = nn.LayerNorm(cfg.encoder_dims[2])
+            self.in_proj = nn.Linear(cfg.encoder_dims[2], cfg.conv_channels)
+            self.convs = nn.ModuleList()
+        else:
+            chans = [cfg.n_mels] + [cfg.conv_channels] * len(cfg.conv_strides)
+            self.convs = nn.ModuleList(
+                nn.Conv1d(cin, cout, cfg.conv_kernel, stride=s) for cin, cout, s in zip(chans, chans[1:], cfg.conv_strides))
         out_size = cfg.hidden_size * (2 if cfg.bidirectional else 1)
         self.grus = nn.ModuleList(
             nn.GRU(cfg.conv_channels if i == 0 else out_size, cfg.hidden_size, batch_first=True,
@@ -103,15 +112,20 @@ class AcousticModel(nn.Module):
         cfg = self.cfg
         device = device or self.head.weight.device
         chans = [cfg.n_mels] + [cfg.conv_channels] * len(cfg.conv_strides)
-        conv = [torch.zeros(batch_size, cfg.conv_kernel - s, c, device=device) for s, c in zip(cfg.conv_strides, chans)]
+        conv = [torch.zeros(batch_size, cfg.conv_kernel - s, c, device=device) for s, c in zip(cfg.conv_strides, chans)
+                ] if not cfg.whisper else []
         dirs = 2 if cfg.bidirectional else 1
         gru = torch.zeros(cfg.num_layers * dirs, batch_size, cfg.hidden_size, device=device)
         ahead = torch.zeros(batch_size, cfg.lookahead, cfg.hidden_size * dirs, device=device)
         return StreamState(conv, gru, ahead, torch.zeros(batch_size, dtype=torch.long, device=device))
 
     # ------------------------------------------------------------------ passes
-    def forward(self, feats: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
-        """Whole utterances. feats (B, T, 80) log-mel, lengths (B,) -> log-probs (B, U, V), lengths (B,)."""
+    def forward(self, feats: Tensor, lengths: Tensor, encoded: bool = False) -> tuple[Tensor, Tensor]:
+        """Whole utterances. feats (B, T, 80) log-mel (Whisper's for a whisper frontend), lengths
+        (B,) -> log-probs (B, U, V), lengths (B,). encoded=True (whisper frontend): feats are the
+        encoder's outputs (B, U, d_model) already, as training reads them from its cache."""
+        if self.cfg.whisper and not encoded:
+            feats, lengths = self.encoder(feats, lengths)
         state = self.init_state(feats.shape[0], feats.device)
         log_probs, out_lengths, _ = self._step(feats, lengths, state, True, need_state=False)
         return log_probs, out_lengths
@@ -129,8 +143,11 @@ class AcousticModel(nn.Module):
 
     def _step(self, feats: Tensor, lengths: Tensor, state: StreamState, final: bool, need_state: bool = True):
         lengths = lengths.to(feats.device)
-        x = (feats - self.feat_mean) / self.feat_std  # (B, T, 80)
-        x, lengths, conv_state = self._frontend(x, lengths, state.conv)  # (B, U, C)
+        if self.cfg.whisper:  # feats: the encoder's outputs (B, U, d_model)
+            x, conv_state = self.in_proj(self.in_norm(feats)), state.conv
+        else:
+            x = (feats - self.feat_mean) / self.feat_std  # (B, T, 80)
+            x, lengths, conv_state = self._frontend(x, lengths, state.conv)  # (B, U, C)
         x = self.drop(x)
         if need_state or self.cfg.bidirectional:
             h, gru_state = self._rnn(x, lengths, state.gru)  # (B, U, H*dirs)
@@ -223,12 +240,18 @@ class AcousticModel(nn.Module):
 
     def output_lengths(self, lengths: Tensor) -> Tensor:
         """Whole-utterance output frames for feature lengths (B,)."""
+        if self.cfg.whisper:
+            return torch.div(lengths + 1, 2, rounding_mode="floor")
         for s in self.cfg.conv_strides:
             lengths = torch.div(lengths, s, rounding_mode="floor")
         return lengths
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """What training updates: everything but a frozen encoder."""
+        return [p for p in self.parameters() if p.requires_grad]
 
 
 def bidirectional_from_streaming(src: dict[str, Tensor], cfg: ModelConfig) -> dict[str, Tensor]:
@@ -333,3 +356,67 @@ def widened(src: dict[str, Tensor], src_cfg: dict, cfg: ModelConfig, seed: int =
 
 def _as_tuple(v):
     return tuple(v) if isinstance(v, (list, tuple)) else v
+
+
+class WhisperEncoder(nn.Module):
+    """Whisper's audio encoder (openai/whisper's AudioEncoder) on inputs of any length up to its
+    context, with a batch of lengths: mel (B, T, n_mels) -> (B, ceil(T / 2), d_model), 20 ms frames.
+
+    Padding past a sequence's length reaches nothing: the frames past it are zeroed before each
+    conv (what the convs' own zero padding gives an unpadded sequence) and masked out of attention,
+    so a batch gives each sequence what it gets alone. Frozen in training (its weights come from a
+    Whisper checkpoint, asr/whisper.py); its outputs are cached once per utterance.
+    """
+
+    def __init__(self, dims: tuple[int, int, int, int, int]):
+        super().__init__()
+        n_mels, n_ctx, d, self.n_heads, n_layers = dims
+        self.conv1 = nn.Conv1d(n_mels, d, 3, padding=1)
+        self.conv2 = nn.Conv1d(d, d, 3, stride=2, padding=1)
+        self.register_buffer("positional", torch.zeros(n_ctx, d))
+        self.blocks = nn.ModuleList(nn.ModuleDict({
+            "attn_ln": nn.LayerNorm(d), "qkv": nn.Linear(d, 3 * d), "out": nn.Linear(d, d),
+            "mlp_ln": nn.LayerNorm(d), "mlp0": nn.Linear(d, 4 * d), "mlp2": nn.Linear(4 * d, d)}) for _ in range(n_layers))
+        self.ln_post = nn.LayerNorm(d)
+
+    def load_whisper(self, weights: dict) -> None:
+        """Weights in asr.whisper's canonical names (numpy arrays)."""
+        def t(name):
+            return torch.as_tensor(np.asarray(weights[name], np.float32))
+        with torch.no_grad():
+            for conv in ("conv1", "conv2"):
+                getattr(self, conv).weight.copy_(t(f"{conv}.weight"))
+                getattr(self, conv).bias.copy_(t(f"{conv}.bias"))
+            self.positional.copy_(t("positional"))
+            for i, b in enumerate(self.blocks):
+                for ours, theirs in (("attn_ln", "attn_ln"), ("qkv", "attn.qkv"), ("out", "attn.out"),
+                                     ("mlp_ln", "mlp_ln"), ("mlp0", "mlp.0"), ("mlp2", "mlp.2")):
+                    b[ours].weight.copy_(t(f"blocks.{i}.{theirs}.weight"))
+                    b[ours].bias.copy_(t(f"blocks.{i}.{theirs}.bias"))
+            self.ln_post.weight.copy_(t("ln_post.weight"))
+            self.ln_post.bias.copy_(t("ln_post.bias"))
+
+    def output_lengths(self, lengths: Tensor) -> Tensor:
+        return torch.div(lengths + 1, 2, rounding_mode="floor")
+
+    def forward(self, mel: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        B, T, _ = mel.shape
+        lengths = lengths.to(mel.device)
+        out_lengths = self.output_lengths(lengths)
+        U = (T + 1) // 2
+        if U > self.positional.shape[0]:
+            raise ValueError(f"{T} mel frames exceed the encoder's context of {2 * self.positional.shape[0]}")
+        keep_in = (torch.arange(T, device=mel.device)[None] < lengths[:, None])  # (B, T)
+        keep = (torch.arange(U, device=mel.device)[None] < out_lengths[:, None])  # (B, U)
+        x = (mel * keep_in[..., None]).transpose(1, 2)  # (B, n_mels, T)
+        x = F.gelu(self.conv1(x)) * keep_in[:, None]
+        x = F.gelu(self.conv2(x)).transpose(1, 2)  # (B, U, d)
+        x = x + self.positional[:U]
+        mask = keep[:, None, None, :]  # (B, 1, 1, U): keys past a sequence's end are not attended to
+        d = x.shape[-1]
+        for b in self.blocks:
+            q, k, v = b["qkv"](b["attn_ln"](x)).view(B, U, 3, self.n_heads, d // self.n_heads).permute(2, 0, 3, 1, 4)
+            a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, heads, U, d / heads)
+            x = x + b["out"](a.transpose(1, 2).reshape(B, U, d))
+            x = x + b["mlp2"](F.gelu(b["mlp0"](b["mlp_ln"](x))))
+        return self.ln_post(x) * keep[..., None], out_lengths

@@ -57,7 +57,7 @@ def build(cfg, weights: dict[str, np.ndarray]) -> bytes:
     dirs = 2 if cfg.bidirectional else 1
     H, D, k = cfg.hidden_size, cfg.hidden_size * dirs, cfg.lookahead
     chans = [cfg.n_mels] + [cfg.conv_channels] * len(cfg.conv_strides)
-    inputs = [helper.make_tensor_value_info("feats", TensorProto.FLOAT, ["B", "T", cfg.n_mels]),
+    inputs = [helper.make_tensor_value_info("feats", TensorProto.FLOAT, ["B", "T", cfg.input_dim]),
               helper.make_tensor_value_info("lengths", TensorProto.INT64, ["B"])]
     outputs = []
     batch = op("Shape", "feats", start=0, end=1)  # [B]
@@ -74,20 +74,27 @@ def build(cfg, weights: dict[str, np.ndarray]) -> bytes:
         nodes.append(helper.make_node("Identity", [value], [name]))
         outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, shape))
 
-    # Normalisation, then the strided GELU convs, each left-padded by its pending frames;
-    # channels first (B, C, T), as Conv wants them.
-    x = op("Transpose", "feats", perm=[0, 2, 1])
-    x = op("Div", op("Sub", x, const(weights["feat_mean"][:, None], cast=False)), const(weights["feat_std"][:, None], cast=False))
-    lengths = "lengths"
-    for i, (s, cin) in enumerate(zip(cfg.conv_strides, chans)):
-        keep = cfg.conv_kernel - s
-        inputs.append(helper.make_tensor_value_info(f"conv_{i}", TensorProto.FLOAT, ["B", cin, keep]))
-        x = op("Concat", f"conv_{i}", x, axis=2)  # (B, C_in, keep + T_i)
-        lengths = op("Div", lengths, ints(s))
-        output(f"conv_{i}_out", gather(x, op("Mul", lengths, ints(s)), keep, cin, 2) if keep else f"conv_{i}",
-               ["B", cin, keep])
-        x = op("Gelu", op("Conv", x, const(weights[f"convs.{i}.weight"]), const(weights[f"convs.{i}.bias"]),
-                          strides=[s]))  # (B, C_out, T_i // s)
+    if cfg.whisper:  # Whisper's encoder, then LayerNorm and the Linear into the GRUs: (B, C, U)
+        x, lengths = _whisper_encoder(cfg, weights, op, const, ints)
+        x = op("LayerNormalization", x, const(weights["in_norm.weight"]), const(weights["in_norm.bias"]), axis=-1,
+               epsilon=LAYER_NORM_EPS)
+        x = op("Transpose", op("Add", op("MatMul", x, const(np.ascontiguousarray(weights["in_proj.weight"].T))),
+                               const(weights["in_proj.bias"])), perm=[0, 2, 1])
+    else:
+        # Normalisation, then the strided GELU convs, each left-padded by its pending frames;
+        # channels first (B, C, T), as Conv wants them.
+        x = op("Transpose", "feats", perm=[0, 2, 1])
+        x = op("Div", op("Sub", x, const(weights["feat_mean"][:, None], cast=False)), const(weights["feat_std"][:, None], cast=False))
+        lengths = "lengths"
+        for i, (s, cin) in enumerate(zip(cfg.conv_strides, chans)):
+            keep = cfg.conv_kernel - s
+            inputs.append(helper.make_tensor_value_info(f"conv_{i}", TensorProto.FLOAT, ["B", cin, keep]))
+            x = op("Concat", f"conv_{i}", x, axis=2)  # (B, C_in, keep + T_i)
+            lengths = op("Div", lengths, ints(s))
+            output(f"conv_{i}_out", gather(x, op("Mul", lengths, ints(s)), keep, cin, 2) if keep else f"conv_{i}",
+                   ["B", cin, keep])
+            x = op("Gelu", op("Conv", x, const(weights[f"convs.{i}.weight"]), const(weights[f"convs.{i}.bias"]),
+                              strides=[s]))  # (B, C_out, T_i // s)
 
     # The GRU stack, time-major as ONNX's GRU wants it: (U, B, C).
     inputs.append(helper.make_tensor_value_info("gru", TensorProto.FLOAT, [cfg.num_layers * dirs, "B", H]))
@@ -138,3 +145,48 @@ def build(cfg, weights: dict[str, np.ndarray]) -> bytes:
                               opset_imports=[helper.make_opsetid("", OPSET)], producer_name="asr export")
     onnx.checker.check_model(model)
     return model.SerializeToString()
+
+
+def _whisper_encoder(cfg, weights, op, const, ints):
+    """Whisper's audio encoder on feats (B, T, n_mels) with lengths (B,) -> (B, U, d_model),
+    U = ceil(T / 2), and the output lengths: model.WhisperEncoder's computation (frames past a
+    sequence's length zeroed before each conv and masked out of attention)."""
+    from onnx import TensorProto
+    n_mels, n_ctx, d, heads, layers = cfg.encoder_dims
+    w = lambda name: weights["encoder." + name]  # noqa: E731
+
+    def mask(n, lengths):  # (B, n) float: 1 where the frame is within the sequence
+        size = op("Squeeze", op("Shape", "feats" if n == "T" else n, start=1, end=2))
+        return op("Cast", op("Less", op("Range", const(np.array(0)), size, const(np.array(1))),
+                             op("Unsqueeze", lengths, ints(1))), to=TensorProto.FLOAT)
+
+    keep_in = mask("T", "lengths")  # (B, T)
+    lengths = op("Div", op("Add", "lengths", ints(1)), ints(2))
+    x = op("Transpose", op("Mul", "feats", op("Unsqueeze", keep_in, ints(2))), perm=[0, 2, 1])  # (B, n_mels, T)
+    x = op("Mul", op("Gelu", op("Conv", x, const(w("conv1.weight")), const(w("conv1.bias")), pads=[1, 1])),
+           op("Unsqueeze", keep_in, ints(1)))
+    x = op("Transpose", op("Gelu", op("Conv", x, const(w("conv2.weight")), const(w("conv2.bias")), pads=[1, 1],
+                                      strides=[2])), perm=[0, 2, 1])  # (B, U, d)
+    keep = mask(x, lengths)  # (B, U)
+    U = op("Shape", x, start=1, end=2)
+    x = op("Add", x, op("Slice", const(w("positional")), ints(0), U, ints(0)))
+    bias = op("Unsqueeze", op("Mul", op("Sub", const(np.float32(1.0)), keep), const(np.float32(-1e9))), ints(1, 2))
+    dh = d // heads
+
+    def linear(x, name):
+        return op("Add", op("MatMul", x, const(np.ascontiguousarray(w(name + ".weight").T))), const(w(name + ".bias")))
+
+    def norm(x, name):
+        return op("LayerNormalization", x, const(w(name + ".weight")), const(w(name + ".bias")), axis=-1,
+                  epsilon=LAYER_NORM_EPS)
+    for i in range(layers):
+        b = f"blocks.{i}."
+        qkv = op("Transpose", op("Reshape", linear(norm(x, b + "attn_ln"), b + "qkv"), ints(0, 0, 3, heads, dh)),
+                 perm=[2, 0, 3, 1, 4])  # (3, B, heads, U, dh)
+        q, k, v = (op("Gather", qkv, const(np.array(j)), axis=0) for j in range(3))
+        scores = op("Add", op("Mul", op("MatMul", q, op("Transpose", k, perm=[0, 1, 3, 2])),
+                              const(np.float32(dh ** -0.5))), bias)  # (B, heads, U, U)
+        a = op("MatMul", op("Softmax", scores, axis=-1), v)  # (B, heads, U, dh)
+        x = op("Add", x, linear(op("Reshape", op("Transpose", a, perm=[0, 2, 1, 3]), ints(0, 0, d)), b + "out"))
+        x = op("Add", x, linear(op("Gelu", linear(norm(x, b + "mlp_ln"), b + "mlp0")), b + "mlp2"))
+    return op("Mul", norm(x, "ln_post"), op("Unsqueeze", keep, ints(2))), lengths

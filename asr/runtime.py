@@ -14,7 +14,8 @@ reference these equal within 1e-4. Why ONNX Runtime and not numpy: benchmarks/ru
 A runtime model file (`asr export`, export.py) is a numpy .npz archive, read with
 allow_pickle=False:
     onnx       the ONNX graph (uint8 bytes; onnx_graph.py): weights, normalisation statistics
-    mel_fbank  the mel filterbank (201, 80) float32 the features are made with (torchaudio's)
+    mel_fbank  the mel filterbank (201, 80) float32 the features are made with (torchaudio's; or
+               Whisper's, for a model with Whisper's front-end: whisper.py)
     meta       UTF-8 JSON: format, version, config, vocab, features, parameters and the model
                card (which names the model's language model, relative to the file's folder)
 The torch .pt model files and training checkpoints load too, where torch is installed.
@@ -32,7 +33,8 @@ from pathlib import Path
 import numpy as np
 
 from .audio import N_MELS
-from .logmel import FEATURES, N_FREQS, log_mel_frames
+from . import whisper
+from .logmel import FEATURES, N_FREQS, log_mel, log_mel_frames
 from .text import VOCAB
 
 FORMAT = "asr-gru-ctc-runtime"
@@ -59,9 +61,22 @@ class ModelConfig:
     lookahead: int = 6  # future output frames seen by the row convolution (0: none)
     dropout: float = 0.1
     layer_norm: bool = True  # LayerNorm on each GRU layer's output (steadier, faster training)
+    # "log-mel": the convs above read our 80-dim log-mel. "whisper": Whisper's log-mel and audio
+    # encoder (asr/whisper.py; its 20 ms output frames replace the convs), then LayerNorm and a
+    # Linear to conv_channels, then the GRU stack; encoder_dims = (n_mels, n_ctx, d_model,
+    # n_heads, n_layers) of the encoder, whose weights the model file carries.
+    frontend: str = "log-mel"
+    encoder_dims: tuple[int, ...] = ()
 
     def __post_init__(self):
         object.__setattr__(self, "conv_strides", tuple(int(s) for s in self.conv_strides))
+        object.__setattr__(self, "encoder_dims", tuple(int(d) for d in self.encoder_dims))
+        if self.frontend not in ("log-mel", "whisper"):
+            raise ValueError(f"frontend must be 'log-mel' or 'whisper', got {self.frontend!r}")
+        if self.frontend == "whisper" and len(self.encoder_dims) != 5:
+            raise ValueError("a whisper frontend needs encoder_dims (n_mels, n_ctx, d_model, n_heads, n_layers)")
+        if self.frontend == "whisper" and not self.bidirectional:
+            raise ValueError("a whisper frontend sees the whole window (its encoder cannot stream): set bidirectional")
         if self.bidirectional and self.lookahead:
             raise ValueError("lookahead is for unidirectional models; a bidirectional model sees the future already")
         if any(s > self.conv_kernel for s in self.conv_strides):
@@ -71,11 +86,20 @@ class ModelConfig:
 
     @property
     def subsampling(self) -> int:
-        return math.prod(self.conv_strides)
+        return 2 if self.whisper else math.prod(self.conv_strides)
 
     @property
     def streaming(self) -> bool:
         return not self.bidirectional
+
+    @property
+    def whisper(self) -> bool:
+        return self.frontend == "whisper"
+
+    @property
+    def input_dim(self) -> int:
+        """Width of the features the model's graph reads: Whisper's mel bins, or our n_mels."""
+        return self.encoder_dims[0] if self.whisper else self.n_mels
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
@@ -161,6 +185,31 @@ class Model:
         self.dims = cfg.hidden_size * (2 if cfg.bidirectional else 1)  # D
 
     # ------------------------------------------------------------------ features and state
+    def features(self, samples: np.ndarray) -> np.ndarray:
+        """16 kHz mono samples (n,) -> the features this model reads (T, input_dim) float32: our
+        log-mel, or Whisper's (whose clamp to 8 below the maximum is per call: call it per window)."""
+        if self.cfg.whisper:
+            return whisper.log_mel(samples, self.fbank)
+        return log_mel(samples, self.fbank)
+
+    @property
+    def max_frames(self) -> int | None:
+        """Most feature frames one whole-utterance call takes (a Whisper encoder's context), or None."""
+        return 2 * self.cfg.encoder_dims[1] if self.cfg.whisper else None
+
+    def log_probs(self, samples: np.ndarray) -> np.ndarray:
+        """The whole-utterance pass over samples (n,) -> log-probs (U, V); audio longer than the
+        model's context (a Whisper front-end's 30 s) goes through in pieces of that length."""
+        step = (self.max_frames or 0) * whisper.HOP_LENGTH
+        pieces = [samples[i:i + step] for i in range(0, len(samples), step)] if step else [samples]
+        out = []
+        for piece in pieces:
+            feats = self.features(piece)
+            if len(feats):
+                lp, n = self(feats[None], np.array([len(feats)]))
+                out.append(lp[0, : int(n[0])])
+        return np.concatenate(out) if out else np.zeros((0, self.cfg.vocab_size), np.float32)
+
     def log_mel_frames(self, frames: np.ndarray) -> np.ndarray:
         """Analysis windows (k, N_FFT) float64 -> this model's log-mel features (k, 80) float32."""
         return log_mel_frames(frames, self.fbank)
@@ -168,7 +217,8 @@ class Model:
     def init_state(self, batch_size: int = 1) -> StreamState:
         cfg = self.cfg
         chans = [cfg.n_mels] + [cfg.conv_channels] * len(cfg.conv_strides)
-        conv = [np.zeros((batch_size, c, cfg.conv_kernel - s), np.float32) for s, c in zip(cfg.conv_strides, chans)]
+        conv = [np.zeros((batch_size, c, cfg.conv_kernel - s), np.float32) for s, c in zip(cfg.conv_strides, chans)
+                ] if not cfg.whisper else []
         dirs = 2 if cfg.bidirectional else 1
         gru = np.zeros((cfg.num_layers * dirs, batch_size, cfg.hidden_size), np.float32)
         ahead = np.zeros((batch_size, cfg.lookahead, self.dims), np.float32)
@@ -176,6 +226,8 @@ class Model:
 
     def output_lengths(self, lengths: np.ndarray) -> np.ndarray:
         """Whole-utterance output frames for feature lengths (B,)."""
+        if self.cfg.whisper:
+            return (lengths + 1) // 2
         for s in self.cfg.conv_strides:
             lengths = lengths // s
         return lengths
@@ -203,6 +255,8 @@ class Model:
         feats = np.ascontiguousarray(feats, np.float32)
         lengths = np.asarray(lengths, np.int64).reshape(-1)
         B, T, _ = feats.shape
+        if self.max_frames and T > self.max_frames:
+            raise ValueError(f"{T} feature frames exceed the model's context of {self.max_frames} (30 s): cut the audio")
         if T < self.cfg.subsampling:  # the graph wants a window for every conv: pad past the lengths
             feats = np.pad(feats, ((0, 0), (0, self.cfg.subsampling - T), (0, 0)))
         feeds = {"feats": feats, "lengths": lengths, "gru": state.gru}
@@ -275,12 +329,19 @@ def read_model_file(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray
     if list(meta.get("vocab", [])) != list(VOCAB):
         raise ModelError(f"{path}: its vocabulary differs from this version's")
     features = meta.get("features", {})
-    if any(features.get(k) != v for k, v in FEATURES.items()):
-        raise ModelError(f"{path}: its feature settings {features} differ from this version's {FEATURES}")
-    for name, shape in (("onnx", None), ("mel_fbank", (N_FREQS, N_MELS))):
+    expected = features_of(meta.get("config", {}))
+    if any(features.get(k) != v for k, v in expected.items()):
+        raise ModelError(f"{path}: its feature settings {features} differ from this version's {expected}")
+    n_mels = (meta.get("config", {}).get("encoder_dims") or [N_MELS])[0]
+    for name, shape in (("onnx", None), ("mel_fbank", (N_FREQS, n_mels))):
         if name not in arrays or (shape and arrays[name].shape != shape):
             raise ModelError(f"{path}: corrupt model file (no {name}" + (f" of shape {shape})" if shape else ")"))
     return meta, arrays
+
+
+def features_of(config: dict) -> dict:
+    """The feature settings a model of this config (a dict) must have been made with."""
+    return whisper.FEATURES if config.get("frontend") == "whisper" else FEATURES
 
 
 def load_model(spec: str | os.PathLike | None = None, offline: bool = False, threads: int = 1) -> Model:

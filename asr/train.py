@@ -22,7 +22,7 @@ import yaml
 
 from .checkpoint import atomic_save, model_payload, read_payload, save_model
 from .config import TrainConfig, load_config  # noqa: F401 (load_config is asr.train's API too)
-from .data import (DurationBatchSampler, ManifestReport, SpeechDataset, Utterance, collate,
+from .data import (DurationBatchSampler, EncodedDataset, ManifestReport, SpeechDataset, Utterance, collate,
                    ctc_min_frames, read_manifest)
 from .evaluate import score
 from .features import compute_stats, log_mel
@@ -41,7 +41,7 @@ def greedy_batch(model: AcousticModel, feats: list[torch.Tensor]) -> list[str]:
     x = torch.zeros(len(feats), int(lengths.max()), feats[0].shape[1], device=model.head.weight.device)
     for i, f in enumerate(feats):
         x[i, : len(f)] = f
-    log_probs, out_lengths = model(x, lengths)
+    log_probs, out_lengths = model(x, lengths, encoded=model.cfg.whisper)
     return [greedy_text(lp[: int(n)].float().cpu()) for lp, n in zip(log_probs, out_lengths)]
 
 
@@ -87,9 +87,29 @@ def feature_stats(utts: list[Utterance], n: int, seed: int) -> tuple[torch.Tenso
     return compute_stats(feats())
 
 
+def whisper_encode(model: AcousticModel):
+    """samples (n,) 16 kHz -> the frozen encoder's outputs (U, d_model) float32 numpy, in pieces of
+    at most the encoder's context for longer audio (what the encoder cache holds)."""
+    from . import whisper
+    fbank = model.whisper_fbank.float().cpu().numpy()
+    context = 2 * model.cfg.encoder_dims[1]  # mel frames
+
+    @torch.inference_mode()
+    def encode(samples):
+        mel = torch.from_numpy(whisper.log_mel(samples, fbank))
+        outs = []
+        for start in range(0, max(1, len(mel)), context):
+            piece = mel[start:start + context].to(model.head.weight.device)
+            out, _ = model.encoder(piece[None], torch.tensor([len(piece)]))
+            outs.append(out[0].float().cpu())
+        return torch.cat(outs).numpy()
+    return encode
+
+
 @torch.inference_mode()
-def dev_wer(model: AcousticModel, utts: list[Utterance], batch_seconds: float = 200.0) -> dict:
-    """Greedy WER/CER of the model on utterances (offline pass, batched)."""
+def dev_wer(model: AcousticModel, utts: list[Utterance], batch_seconds: float = 200.0, cache=None) -> dict:
+    """Greedy WER/CER of the model on utterances (offline pass, batched; a whisper-frontend model
+    reads its encoder's outputs from the cache)."""
     was_training = model.training
     model.eval()
     device = model.head.weight.device
@@ -101,7 +121,10 @@ def dev_wer(model: AcousticModel, utts: list[Utterance], batch_seconds: float = 
         while j < len(order) and utts[order[j]].seconds * (j - i + 1) <= batch_seconds:
             j += 1
         batch = [utts[k] for k in order[i:j]]
-        feats = [log_mel(load_audio(u.path)).to(device) for u in batch]
+        if cache is not None:
+            feats = [torch.from_numpy(np.asarray(cache.get(u.path, 0), np.float32)).to(device) for u in batch]
+        else:
+            feats = [log_mel(load_audio(u.path)).to(device) for u in batch]
         keep = [k for k, f in enumerate(feats) if len(f)]
         hyps.extend(greedy_batch(model, [feats[k] for k in keep]))
         refs.extend(batch[k].text for k in keep)
@@ -160,14 +183,20 @@ class Trainer:
             elif src["config"].get("hidden_size", cfg.model.hidden_size) < cfg.model.hidden_size:
                 weights = widened(weights, src["config"], cfg.model, seed=cfg.seed)  # a smaller model seeds a wider one
             self.model.load_state_dict(weights)
+        self.cache = None
+        if cfg.model.whisper:
+            self._whisper_setup(resume)
         if self.rank:  # the same initial weights everywhere (DDP broadcasts rank 0's anyway), own dropout masks
             torch.manual_seed(cfg.seed + 1000003 * self.rank)
-        self.dataset = SpeechDataset(self.utts, cfg.augment, seed=cfg.seed)
+        if self.cache is not None:
+            self.dataset = EncodedDataset(self.utts, self.cache, cfg.encoder_variants, cfg.augment, seed=cfg.seed)
+        else:
+            self.dataset = SpeechDataset(self.utts, cfg.augment, seed=cfg.seed)
         self.sampler = DurationBatchSampler([u.seconds for u in self.utts], cfg.max_batch_seconds, seed=cfg.seed,
                                             sorta_grad=cfg.sorta_grad, rank=self.rank, world_size=self.world)
         self.steps_per_epoch = len(self.sampler.batches(1))
         self.total_steps = cfg.max_steps or cfg.epochs * self.steps_per_epoch
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.optimizer = torch.optim.AdamW(self.model.trainable_parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(cfg, self.total_steps))
         self.step = 0
         self.epoch = 0
@@ -183,7 +212,7 @@ class Trainer:
         self.history: list[dict] = []
         if resume:
             self._load(self.out / "last.pt")
-        elif not cfg.init_from:
+        elif not cfg.init_from and not cfg.model.whisper:
             mean, std = feature_stats(self.utts, cfg.stats_utterances, cfg.seed)
             self.model.feat_mean.copy_(mean)
             self.model.feat_std.copy_(std)
@@ -202,6 +231,33 @@ class Trainer:
                 self.writer = SummaryWriter(str(self.out / "tb"), purge_step=self.step)
             except ImportError:
                 log.info("tensorboard not installed: no TensorBoard logs")
+
+    def _whisper_setup(self, resume: bool) -> None:
+        """A Whisper front-end: its weights from cfg.encoder (unless init_from or a checkpoint brings
+        them), then every training and dev utterance's encoder outputs cached (once)."""
+        from . import whisper
+        from .encoder_cache import EncoderCache
+        cfg = self.cfg
+        if not cfg.init_from and not resume:
+            dims, weights = whisper.read_encoder(cfg.encoder)
+            if dims.as_tuple() != cfg.model.encoder_dims:
+                raise ValueError(f"config model.encoder_dims {list(cfg.model.encoder_dims)} differ from {cfg.encoder}'s "
+                                 f"{list(dims.as_tuple())}")
+            self.model.encoder.load_whisper(weights)
+            self.model.whisper_fbank.copy_(torch.from_numpy(whisper.mel_filters(dims.n_mels).T.copy()))
+        elif resume:  # the checkpoint's weights are loaded later; the cache needs them now
+            self.model.load_state_dict(read_payload(self.out / "last.pt")["state_dict"])
+        name = os.path.basename(os.path.normpath(cfg.encoder)) or "encoder"
+        self.cache = EncoderCache(cfg.encoder_cache or os.path.join(cfg.data_dir, "encoder-cache", name))
+        self.model.eval()
+        counts = self.cache.fill([u.path for u in self.utts], whisper_encode(self.model), cfg.encoder_variants,
+                                 cfg.augment, cfg.seed, progress=self.progress and self.is_main)
+        counts_dev = self.cache.fill([u.path for d in self.dev.values() for u in d], whisper_encode(self.model), 0,
+                                     progress=self.progress and self.is_main)
+        if counts["cached"] or counts_dev["cached"]:
+            log.info("encoder cache %s: %d copies of %.2f h of audio added", self.cache.folder,
+                     counts["cached"] + counts_dev["cached"], (counts["audio_seconds"] + counts_dev["audio_seconds"]) / 3600)
+        self.model.train()
 
     # ---------------------------------------------------------------- checkpoints
     _COUNTERS = ("skipped_long", "skipped_nonfinite", "dropped_unreadable", "utterances_trained", "train_seconds",
@@ -297,7 +353,7 @@ class Trainer:
         if batch is None:
             return None
         feats, lengths, targets, target_lengths, indices = batch
-        out_lengths = self.model.output_lengths(lengths)
+        out_lengths = lengths if self.cache is not None else self.model.output_lengths(lengths)
         pieces = torch.split(targets, target_lengths.tolist())
         keep = torch.tensor([int(o) >= ctc_min_frames(t) for o, t in zip(out_lengths, pieces)], dtype=torch.bool)
         if keep.all():
@@ -317,8 +373,9 @@ class Trainer:
 
     def _placeholder_batch(self):
         """One short silent item with a one-letter label, for a rank that has nothing to train on."""
-        frames = 4 * self.model.cfg.subsampling
-        return (torch.zeros(1, frames, self.model.cfg.n_mels), torch.tensor([frames]),
+        frames = 4 * (1 if self.cache is not None else self.model.cfg.subsampling)
+        width = self.model.cfg.encoder_dims[2] if self.cache is not None else self.model.cfg.n_mels
+        return (torch.zeros(1, frames, width), torch.tensor([frames]),
                 torch.tensor([BLANK_ID + 1]), torch.tensor([1]))
 
     def _all_ranks(self, flag: bool) -> bool:
@@ -348,7 +405,7 @@ class Trainer:
         feats, lengths = feats.to(self.device, non_blocking=True), lengths.to(self.device)
         use_bf16 = self.cfg.bf16_cpu if self.device.type == "cpu" else self.cfg.bf16
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_bf16):
-            log_probs, out_lengths = model(feats, lengths)
+            log_probs, out_lengths = model(feats, lengths, encoded=self.cache is not None)
         loss_sum = F.ctc_loss(log_probs.float().transpose(0, 1), targets.to(self.device), out_lengths,
                               target_lengths.to(self.device), blank=BLANK_ID, reduction="sum", zero_infinity=True)
         tokens = int(target_lengths.sum())
@@ -358,20 +415,20 @@ class Trainer:
             self.skipped_nonfinite += 1
             return None
         loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.trainable_parameters(), self.cfg.grad_clip)
         self.optimizer.step()
         self.scheduler.step()
         if weight == 0.0:
             return None
         self.utterances_trained += len(lengths)
         return {"loss": loss.item(), "grad_norm": grad_norm.item(), "tokens": tokens,
-                "seconds": float(lengths.sum()) / FRAMES_PER_SECOND}
+                "seconds": float(lengths.sum()) / (FRAMES_PER_SECOND / (2 if self.cache is not None else 1))}
 
     def evaluate_dev(self) -> dict:
         out = {"step": self.step, "train_hours": self.train_seconds / 3600, "audio_hours": self.audio_seconds / 3600}
         for name, utts in self.dev.items():
             if utts:
-                s = dev_wer(self.model, utts)
+                s = dev_wer(self.model, utts, cache=self.cache)
                 out[f"{name}_wer"], out[f"{name}_cer"] = s["wer"], s["cer"]
         wers = [v for k, v in out.items() if k.endswith("_wer")]
         if wers:

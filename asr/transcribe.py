@@ -16,7 +16,6 @@ from .audio import HOP_LENGTH, SAMPLE_RATE, iter_blocks
 from .beam import NO_LM, decoder_for
 from .decoding import Decoder, Result
 from .endpoint import EndpointConfig
-from .logmel import log_mel
 from .runtime import Model, as_runtime
 from .streaming import Recognizer
 
@@ -94,7 +93,7 @@ def _transcribe_windows(model, blocks, make_decoder, on_progress) -> Result:
     words = []
 
     def recognise(samples: np.ndarray):
-        feats = log_mel(samples, model.fbank)
+        feats = model.features(samples)
         if len(feats) == 0:
             return
         log_probs, lengths = model(feats[None], np.array([len(feats)]))
