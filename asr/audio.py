@@ -253,15 +253,19 @@ def _looks_like_mpeg(head: bytes) -> bool:
 
 @contextmanager
 def _for_libsndfile(source):
-    """(what libsndfile reads for source, whether it is MPEG audio): the path or file object itself,
-    or a streamed WAV's view with its true sizes (_wav_sizes)."""
+    """(what libsndfile reads for source, whether it is MPEG audio): the path (as bytes) or file
+    object itself, or a streamed WAV's view with its true sizes (_wav_sizes)."""
     with open(source, "rb") if isinstance(source, str) else nullcontext(source) as f:
         length = f.seek(0, os.SEEK_END)
         patches = _wav_sizes(f, length)
         f.seek(0)
         mpeg = _looks_like_mpeg(f.read(4))
         f.seek(0)
-        yield (source if patches is None else _Patched(f, patches, source_name(source))), mpeg
+        if patches is not None:
+            source = _Patched(f, patches, source_name(source))
+        elif isinstance(source, str):
+            source = os.fsencode(source)  # a name that is not UTF-8 (caf\xe9.wav) as its bytes
+        yield source, mpeg
 
 
 _MPG123_NOTE = re.compile(rb"^(\[[^\]]*libmpg123[^\]]*\]|Note: |Warning: )")
@@ -313,7 +317,7 @@ def _through_pipe(source):
 
     def feed():
         try:
-            with open(source, "rb") if isinstance(source, str) else nullcontext(source) as f, \
+            with open(source, "rb") if isinstance(source, bytes) else nullcontext(source) as f, \
                     open(write_fd, "wb", closefd=True) as pipe:
                 f.seek(0)
                 shutil.copyfileobj(f, pipe, 1 << 16)
@@ -502,7 +506,7 @@ def _ffmpeg_blocks(ffmpeg: str, source, name: str, block_seconds: float) -> Iter
                 spill.close()
         if rc != 0:
             log.seek(0)
-            lines = [line.strip() for line in log.read().decode("utf-8", "replace").splitlines() if line.strip()]
+            lines = [line.strip() for line in log.read().decode("utf-8", "surrogateescape").splitlines() if line.strip()]
             why = re.sub(r"^\S*" + re.escape(path) + r":\s*", "", lines[-1]) if lines else f"exit status {rc}"
             if total == 0:
                 raise AudioError(name, f"not a supported audio file (format not recognised; ffmpeg: {why})")

@@ -17,7 +17,7 @@ import tempfile
 
 from . import __version__
 from .cli_options import (EXIT_FAILED_INPUT, EXIT_USAGE, add_decoder_options, add_model_option, decoder_or_exit, error,
-                          load_model_or_exit)
+                          load_model_or_exit, printable)
 
 
 # --------------------------------------------------------------------------- transcribe
@@ -139,9 +139,9 @@ def cmd_transcribe(args) -> int:
         else:
             text = WRITERS[args.format](result, word_level=args.word_level)
             if args.format == "json" and len(args.files) > 1:
-                text = json.dumps({"file": path, **result.to_dict()}, ensure_ascii=False) + "\n"
+                text = json.dumps({"file": printable(path), **result.to_dict()}, ensure_ascii=False) + "\n"
             elif len(args.files) > 1:
-                text = f"==> {source_name(sources[path])} <==\n{text}"
+                text = f"==> {printable(source_name(sources[path]))} <==\n{text}"
             bar.clear()
             sys.stdout.write(text)
             sys.stdout.flush()
@@ -228,6 +228,8 @@ NEED_TORCH = ("train", "export")
 
 
 def main(argv: list[str] | None = None) -> int:
+    if hasattr(sys.stdout, "reconfigure"):  # a name that is not UTF-8 printed anywhere is escaped, not a traceback
+        sys.stdout.reconfigure(errors="backslashreplace")
     try:
         args = build_parser(argv).parse_args(argv)
         if args.command in NEED_TORCH:

@@ -13,9 +13,18 @@ EXIT_FAILED_INPUT = 1  # some input could not be processed (the others were)
 EXIT_USAGE = 2
 
 
+def printable(text: str) -> str:
+    """text with the bytes of a file name that is not UTF-8 (Python holds them as lone surrogates,
+    PEP 383) shown as \\xNN escapes, caf\\xe9.wav, as `ls -b` shows it: it then prints on any stream."""
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a lone surrogate that no file name's bytes make
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def error(message: str) -> None:
-    """One line on stderr, prefixed like argparse's own errors."""
-    print(f"asr: error: {message}", file=sys.stderr, flush=True)
+    """One line on stderr, prefixed like argparse's own errors (file names in it printable)."""
+    print(f"asr: error: {printable(message)}", file=sys.stderr, flush=True)
 
 
 def positive_int(text: str) -> int:

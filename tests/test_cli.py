@@ -319,3 +319,25 @@ def test_help_version_models_and_argument_errors_do_not_load_torch(argv):
     assert not [m for m in imported if m == "torch" or m.startswith(("torch.", "torchaudio"))]
     if argv == ["models"]:
         assert "M parameters" in out.stdout
+
+
+# --------------------------------------------------------------------------- file names (issue 23)
+def test_a_file_name_that_is_not_utf8_is_transcribed_printed_escaped_and_written(tiny_model_path, cathy_clips, tmp_path):
+    """caf\\xe9\\xff.wav is a legal name on Linux: it is transcribed, shown with \\xNN escapes (as
+    `ls -b` shows it), its outputs are written under the same bytes, and the batch goes on."""
+    (path, text), (path2, text2) = cathy_clips[1], cathy_clips[2]
+    odd = tmp_path / os.fsdecode(b"caf\xe9\xff.flac")
+    odd.write_bytes(path.read_bytes())
+    missing = tmp_path / os.fsdecode(b"gon\xe9.wav")
+    shown, shown_missing = f"{tmp_path}/caf\\xe9\\xff.flac", f"{tmp_path}/gon\\xe9.wav"
+    out = run_bytes("transcribe", odd, missing, path2, "--model", tiny_model_path)
+    assert out.returncode == 1
+    assert out.stderr.decode() == f"asr: error: {shown_missing}: no such file\n"
+    assert out.stdout.decode() == f"==> {shown} <==\n{text}\n==> {path2} <==\n{text2}\n"
+    out = run_bytes("transcribe", odd, path2, "--model", tiny_model_path, "-f", "json")
+    assert out.returncode == 0, out.stderr
+    assert [json.loads(line)["file"] for line in out.stdout.decode().splitlines()] == [shown, str(path2)]
+    out = run_bytes("transcribe", odd, path2, "--model", tiny_model_path, "-o", tmp_path / "out", "-f", "all")
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "out" / os.fsdecode(b"caf\xe9\xff.txt")).read_text().strip() == text
+    assert len(os.listdir(os.fsencode(tmp_path / "out"))) == 10
