@@ -17,7 +17,7 @@ import tempfile
 
 from . import __version__
 from .cli_options import (EXIT_FAILED_INPUT, EXIT_USAGE, add_decoder_options, add_model_option, decoder_or_exit, error,
-                          load_model_or_exit, printable)
+                          load_model_or_exit, number, printable)
 
 
 # --------------------------------------------------------------------------- transcribe
@@ -37,7 +37,8 @@ def add_transcribe(sub) -> None:
     p.add_argument("--word-level", action="store_true", help="one subtitle cue per word (srt, vtt, tsv)")
     p.add_argument("--stream", action="store_true",
                    help="feed each file through the streaming recogniser in chunks, as a microphone would")
-    p.add_argument("--chunk-ms", type=float, default=100.0, metavar="N", help="chunk size with --stream (default: 100)")
+    p.add_argument("--chunk-ms", type=number(10, 10_000, "ms"), default=100.0, metavar="N",
+                   help="chunk size with --stream, 10 to 10000 ms (default: 100)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     add_decoder_options(p)
     p.set_defaults(func=cmd_transcribe)
@@ -88,9 +89,6 @@ def cmd_transcribe(args) -> int:
 
     if args.format == "all" and not args.output_dir:
         error("--format all writes several files: give --output-dir DIR")
-        return EXIT_USAGE
-    if args.stream and args.chunk_ms <= 0:
-        error("--chunk-ms must be positive")
         return EXIT_USAGE
     if args.files.count(STDIN) > 1:
         error("- (standard input) is given more than once")

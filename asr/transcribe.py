@@ -7,6 +7,7 @@ near each window's end, and each window is recognised whole.
 """
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 
@@ -60,9 +61,9 @@ def transcribe_array(model: Model, samples: np.ndarray, decoder: Callable[[], De
 
 def _transcribe_streaming(model, blocks, decoder, chunk_ms, on_progress, endpoint) -> Result:
     stream = Recognizer(model, decoder, endpoint=endpoint).stream()
+    if chunk_ms and not (math.isfinite(chunk_ms) and SAMPLE_RATE * chunk_ms >= 1000):
+        raise ValueError(f"chunk_ms must be a finite number of milliseconds, one sample or more (got {chunk_ms})")
     chunk = int(SAMPLE_RATE * chunk_ms / 1000) if chunk_ms else None
-    if chunk is not None and chunk < 1:
-        raise ValueError("--chunk-ms must give at least one sample per chunk")
     words = []
     for block in blocks:
         for i in range(0, len(block), chunk or max(1, len(block))):

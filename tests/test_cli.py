@@ -263,10 +263,14 @@ def test_two_inputs_with_one_output_name_are_refused_before_any_work(cli, tiny_m
 # --------------------------------------------------------------------------- messages
 def test_option_errors_are_one_line(cli, tiny_model_path, cathy_clips):
     path, _ = cathy_clips[0]
-    for value in ("-1", "0"):
+    from asr.cli_options import cpu_cores
+    cores = cpu_cores()
+    for value in ("-1", "0", "1000000000", str(4 * cores + 1)):
         out = cli("transcribe", path, "--model", tiny_model_path, "--threads", value)
         assert out.returncode == 2 and "Traceback" not in out.stderr
-        assert out.stderr.strip().splitlines()[-1] == f"asr transcribe: error: argument --threads: must be at least 1 (got {value})"
+        assert out.stderr.strip().splitlines()[-1] == (f"asr transcribe: error: argument --threads: must be from 1 to "
+                                                       f"{4 * cores}, 4 x the {cores} CPU core{'s' * (cores != 1)} here "
+                                                       f"(got {value})")
     for options, message in ((["--hotword", "x:abc"], "hotword 'x:abc': the weight after the colon must be a number (WORD[:WEIGHT])"),
                              (["--alpha", "0.5"], "--alpha and --beta weigh a language model: give --lm PATH"),  # no LM of its own
                              (["--no-lm", "--beta", "1"], "--alpha and --beta weigh a language model: give --lm PATH"),
@@ -341,3 +345,53 @@ def test_a_file_name_that_is_not_utf8_is_transcribed_printed_escaped_and_written
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "out" / os.fsdecode(b"caf\xe9\xff.txt")).read_text().strip() == text
     assert len(os.listdir(os.fsencode(tmp_path / "out"))) == 10
+
+
+# --------------------------------------------------------------------------- numbers at the edge (issue 23)
+RANGE = "must be a finite number from 10 to 10000 ms"
+BAD_NUMBERS = [  # (command line, the error that ends it): argparse's usage line, then this one
+    (["transcribe", "x.wav", "--stream", "--chunk-ms", "0.01"], f"asr transcribe: error: argument --chunk-ms: {RANGE} (got 0.01)"),
+    (["transcribe", "x.wav", "--stream", "--chunk-ms", "nan"], f"asr transcribe: error: argument --chunk-ms: {RANGE} (got nan)"),
+    (["transcribe", "x.wav", "--stream", "--chunk-ms", "inf"], f"asr transcribe: error: argument --chunk-ms: {RANGE} (got inf)"),
+    (["transcribe", "x.wav", "--chunk-ms", "-100"], f"asr transcribe: error: argument --chunk-ms: {RANGE} (got -100)"),
+    (["transcribe", "x.wav", "--chunk-ms", "fast"], "asr transcribe: error: argument --chunk-ms: 'fast' is not a number"),
+    (["listen", "--endpoint-silence", "nan"], "asr listen: error: argument --endpoint-silence: must be a finite number (got nan)"),
+    (["listen", "--reset-silence", "inf"], "asr listen: error: argument --reset-silence: must be a finite number (got inf)"),
+    (["serve", "--max-utterance=-inf"], "asr serve: error: argument --max-utterance: must be a finite number (got -inf)"),
+    (["listen", "--energy-threshold", "6"],
+     "asr listen: error: argument --energy-threshold: must be a finite number at most 0 dBFS (got 6)"),
+    (["serve", "--sample-rate", "1"], "asr serve: error: argument --sample-rate: unsupported sample rate 1 Hz "
+                                      "(must be a whole number of Hz from 1000 to 768000)"),
+    (["serve", "--sample-rate", "nan"], "asr serve: error: argument --sample-rate: 'nan' is not a whole number of Hz"),
+    (["evaluate", "m.tsv", "--limit", "-1"], "asr evaluate: error: argument --limit: must be at least 0 (got -1)"),
+    (["evaluate", "m.tsv", "--worst", "-3"], "asr evaluate: error: argument --worst: must be at least 0 (got -3)"),
+    (["tune-lm", "m.tsv", "--lm", "x.arpa", "--limit", "-5"], "asr tune-lm: error: argument --limit: must be at least 0 (got -5)"),
+    (["tune-lm", "m.tsv", "--lm", "x.arpa", "--alphas", "0,nan"],
+     "asr tune-lm: error: argument --alphas: '0,nan' is not a comma-separated list of numbers"),
+    (["lm", "build", "t.txt", "-o", "x.arpa", "--prune", "0", "-1"], "asr lm build: error: argument --prune: must be at least 0 (got -1)"),
+]
+
+
+@pytest.mark.parametrize("argv, message", BAD_NUMBERS, ids=[" ".join(a) for a, _ in BAD_NUMBERS])
+def test_numbers_at_the_edge_are_one_usage_error(cli, argv, message):
+    out = cli(*argv)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.splitlines()[-1] == message and out.stderr.startswith("usage: ")
+
+
+def test_more_threads_than_cores_is_allowed_with_a_warning(cli, tiny_model_path, cathy_clips):
+    from asr.cli_options import cpu_cores
+    path, text = cathy_clips[0]
+    cores = cpu_cores()
+    out = cli("transcribe", path, "--model", tiny_model_path, "--threads", cores + 1)
+    assert out.returncode == 0 and out.stdout.strip() == text
+    s = "s" * (cores != 1)
+    assert out.stderr == (f"asr: warning: --threads {cores + 1} is more than the {cores} CPU core{s} here: the threads "
+                          f"take turns, which makes the model slower, not faster\n")
+
+
+def test_the_api_refuses_a_chunk_size_that_is_not_a_number_of_samples(tiny_model, cathy_clips):
+    from asr import transcribe
+    for chunk_ms in (0.01, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match=r"^chunk_ms must be a finite number of milliseconds, one sample or more"):
+            transcribe(tiny_model, cathy_clips[0][0], chunk_ms=chunk_ms)
