@@ -60,8 +60,8 @@ STDIN = "-"  # the file name that means standard input
 STREAM_MEMORY = 64 << 20  # bytes of a stream (stdin, a pipe) held in memory before it spills to a temporary file
 
 
-class AudioError(Exception):
-    """A file or buffer that cannot be used as audio. str() is one line naming the input and why."""
+class AudioError(ValueError):
+    """A file, buffer or array that cannot be used as audio. str() is one line naming the input and why."""
 
     def __init__(self, source: str, reason: str):
         super().__init__(f"{source}: {reason}")
@@ -382,6 +382,35 @@ def check_samples(samples: np.ndarray, source: str) -> None:
     if not np.all(np.isfinite(samples)):
         bad = int(np.count_nonzero(~np.isfinite(samples)))
         raise AudioError(source, f"contains {bad} NaN or infinite sample(s)")
+
+
+PCM_SCALE = {np.dtype(np.int8): 1 << 7, np.dtype(np.int16): 1 << 15, np.dtype(np.int32): 1 << 31}  # as soundfile reads PCM
+MAX_FLOAT_PEAK = 64.0  # float samples belong in [-1, 1]; beyond this they are integer PCM cast to float
+
+
+def as_samples(x, source: str = "audio array") -> np.ndarray:
+    """Samples handed over in memory (asr.transcribe, Stream.accept) as (n,) float32, converted as
+    soundfile reads a file: float32/float64 as they are, in [-1, 1]; int16, int32 (and int8) PCM
+    scaled by 1/32768, 1/2**31 (1/128). A 2-D array is (samples, channels), the layout soundfile
+    returns, and its channels are averaged. Raises AudioError (a ValueError; one line) for any other
+    dtype or shape, a 2-D array with more channels than samples (channels first: pass x.T), NaN or
+    infinite samples, and floats far beyond [-1, 1] (integer PCM cast to float without scaling)."""
+    x = np.asarray(x)
+    if x.ndim == 2 and x.shape[1] > x.shape[0]:
+        raise AudioError(source, f"a 2-D array is (samples, channels), as soundfile returns it; this one is "
+                                 f"{x.shape}, channels first: pass its transpose (x.T)")
+    if x.ndim not in (1, 2):
+        raise AudioError(source, f"expected samples (n,) or (samples, channels), got an array of shape {x.shape}")
+    if x.dtype in PCM_SCALE:
+        x = x.astype(np.float32) / PCM_SCALE[x.dtype]
+    elif x.dtype.kind != "f":
+        raise AudioError(source, f"{x.dtype} samples are not audio: give float32/float64 in [-1, 1], or int16/int32 PCM")
+    x = to_mono(x)
+    check_samples(x, source)
+    if len(x) and (peak := float(np.max(np.abs(x)))) > MAX_FLOAT_PEAK:
+        raise AudioError(source, f"float samples belong in [-1, 1], these reach {peak:g}: integer PCM cast to float? "
+                                 f"divide it by 32768 (int16) or pass the integer array")
+    return x
 
 
 def to_mono(block: np.ndarray) -> np.ndarray:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .audio import HOP_LENGTH, SAMPLE_RATE, iter_blocks
+from .audio import HOP_LENGTH, SAMPLE_RATE, as_samples, iter_blocks
 from .beam import NO_LM, decoder_for
 from .decoding import Decoder, Result
 from .endpoint import EndpointConfig
@@ -28,7 +28,10 @@ SEARCH_SECONDS = 5.0  # a cut is placed at the quietest point in the window's la
 def transcribe(model: Model, audio: str | os.PathLike | np.ndarray, decoder: Callable[[], Decoder] | None = None,
                chunk_ms: float | None = None, on_progress: Callable[[float], None] | None = None,
                endpoint: EndpointConfig | None = EndpointConfig()) -> Result:
-    """Transcribe one audio file, or 16 kHz mono float samples already in memory (an array).
+    """Transcribe one audio file, or 16 kHz samples already in memory: an array of float32/float64
+    in [-1, 1] or int16/int32 PCM (scaled as soundfile reads them), (n,) or (samples, channels) as
+    soundfile returns it (channels averaged); other dtypes and shapes, NaN/Inf and integer PCM cast to
+    float raise AudioError (a ValueError). Arrays are not resampled: resample others to 16 kHz first.
 
     decoder: factory of decoders (`beam.decoder_for`; greedy by default). chunk_ms: feed the audio through a
     streaming recogniser in chunks of this many milliseconds, as a microphone would
@@ -43,7 +46,7 @@ def transcribe(model: Model, audio: str | os.PathLike | np.ndarray, decoder: Cal
     model = as_runtime(model)
     decoder = decoder or decoder_for(model, lm=NO_LM)
     if isinstance(audio, np.ndarray):
-        blocks = iter([np.asarray(audio, dtype=np.float32).reshape(-1)])
+        blocks = iter([as_samples(audio)])
     else:
         blocks = iter_blocks(audio)
     if model.cfg.streaming:
@@ -56,7 +59,7 @@ def transcribe(model: Model, audio: str | os.PathLike | np.ndarray, decoder: Cal
 def transcribe_array(model: Model, samples: np.ndarray, decoder: Callable[[], Decoder] | None = None,
                      endpoint: EndpointConfig | None = EndpointConfig()) -> Result:
     """transcribe() of samples in memory (kept for callers of the earlier name)."""
-    return transcribe(model, np.asarray(samples, dtype=np.float32), decoder, endpoint=endpoint)
+    return transcribe(model, np.asarray(samples), decoder, endpoint=endpoint)
 
 
 def _transcribe_streaming(model, blocks, decoder, chunk_ms, on_progress, endpoint) -> Result:

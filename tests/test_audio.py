@@ -415,3 +415,51 @@ def test_the_websocket_follows_the_same_sample_rate_rule():
     for rate in (1000, 8000.0, 768_000):
         conn.configure({"sample_rate": rate})
         assert conn.sample_rate == rate
+
+
+# --------------------------------------------------------------------------- arrays in memory (issue 23)
+def test_arrays_are_converted_as_soundfile_reads_a_file(tmp_path):
+    from asr.audio import as_samples
+    x = tone(0.5, 16000) * 0.9
+    for subtype, dtype in (("PCM_16", "int16"), ("PCM_32", "int32")):
+        sf.write(tmp_path / "x.wav", x, 16000, subtype=subtype)
+        pcm, _ = sf.read(tmp_path / "x.wav", dtype=dtype)
+        np.testing.assert_array_equal(as_samples(pcm), sf.read(tmp_path / "x.wav", dtype="float32")[0])
+    np.testing.assert_array_equal(as_samples(np.array([-128, 0, 64], np.int8)), [-1.0, 0.0, 0.5])
+    assert as_samples(x).dtype == np.float32  # float64 is accepted
+    left, right = tone(0.5, 16000, 300), tone(0.5, 16000, 700)
+    np.testing.assert_allclose(as_samples(np.stack([left, right], 1)), (left + right) / 2, atol=1e-7)
+
+
+@pytest.mark.parametrize("array, reason", [
+    (np.zeros((2, 16000)), r"a 2-D array is \(samples, channels\), as soundfile returns it; this one is \(2, 16000\), "
+                           r"channels first: pass its transpose \(x\.T\)"),
+    (np.zeros((10, 2, 2)), r"expected samples \(n,\) or \(samples, channels\), got an array of shape \(10, 2, 2\)"),
+    (np.array(0.5), r"expected samples \(n,\) or \(samples, channels\), got an array of shape \(\)"),
+    (np.zeros(10, np.int64), r"int64 samples are not audio: give float32/float64 in \[-1, 1\], or int16/int32 PCM"),
+    (np.array(["a", "b"]), r"<U1 samples are not audio"),
+    (np.array([0.0, np.nan, np.inf]), r"contains 2 NaN or infinite sample\(s\)"),
+    (np.array([0.0, 1200.0, -32768.0], np.float32), r"float samples belong in \[-1, 1\], these reach 32768: integer "
+                                                    r"PCM cast to float\? divide it by 32768"),
+])
+def test_arrays_that_are_not_audio_are_one_clear_value_error(tiny_model, array, reason):
+    import asr
+    with pytest.raises(ValueError, match=rf"^audio array: {reason}"):
+        asr.transcribe(tiny_model, array)
+    stream = asr.Recognizer(tiny_model).stream()
+    with pytest.raises(asr.AudioError, match=rf"^stream: {reason}"):
+        stream.accept(array)
+
+
+def test_int16_stereo_and_float64_arrays_transcribe_as_the_file_does(tiny_model, cathy_clips):
+    import asr
+    path, text = cathy_clips[3]
+    x = load_audio(path)
+    assert asr.transcribe(tiny_model, x).text == text
+    pcm = np.round(x * 32767).astype(np.int16)
+    for array in (pcm, np.stack([pcm, pcm], 1), x.astype(np.float64), np.stack([x, x], 1), pcm.astype(np.int32) << 16):
+        assert asr.transcribe(tiny_model, array).text == text, (array.dtype, array.shape)
+    stream = asr.Recognizer(tiny_model).stream()
+    for i in range(0, len(pcm), 1600):  # int16 chunks, as a sound card gives them
+        stream.accept(pcm[i:i + 1600])
+    assert stream.finish().text == text
