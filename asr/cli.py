@@ -111,7 +111,7 @@ def cmd_transcribe(args) -> int:
     total = 0.0
     for source in sources.values():
         try:
-            total += duration(source)
+            total += duration(source) or 0.0  # None: a stream that does not say (the bar then runs past its end)
         except AudioError:
             pass  # reported when its turn comes
     failed = 0

@@ -2,6 +2,7 @@
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -395,3 +396,43 @@ def test_the_api_refuses_a_chunk_size_that_is_not_a_number_of_samples(tiny_model
     for chunk_ms in (0.01, float("nan"), float("inf")):
         with pytest.raises(ValueError, match=r"^chunk_ms must be a finite number of milliseconds, one sample or more"):
             transcribe(tiny_model, cathy_clips[0][0], chunk_ms=chunk_ms)
+
+
+# --------------------------------------------------------------------------- audio read to its end (issue 23)
+@pytest.mark.skipif(not (shutil.which("ffmpeg") and shutil.which("sox")), reason="needs ffmpeg and sox (setup.sh --dev)")
+def test_piped_mp3_wav_and_flac_on_standard_input_are_transcribed_whole(tiny_model_path, cathy_clips, tmp_path):
+    """`ffmpeg -i x -f mp3 - | asr transcribe -` was refused as truncated, `sox ... -t wav - | asr
+    transcribe -` too (its 0x7FFFF000 size), and a FLAC from a pipe failed to seek."""
+    path, text = cathy_clips[4]
+    pcm = subprocess.run(["sox", path, "-t", "raw", "-"], capture_output=True, check=True).stdout
+    raw = ["-t", "raw", "-r", "16000", "-e", "signed", "-b", "16", "-c", "1", "-"]
+    streams = {  # a stream of unknown length into the writer, so that it cannot know the length either
+        "sox wav": subprocess.run(["sox", *raw, "-t", "wav", "-"], input=pcm, capture_output=True, check=True).stdout,
+        "ffmpeg flac": subprocess.run(["ffmpeg", "-nostdin", "-f", "s16le", "-ar", "16000", "-ac", "1", "-i", "-", "-f",
+                                       "flac", "-"], input=pcm, capture_output=True, check=True).stdout,
+        "ffmpeg mp3": subprocess.run(["ffmpeg", "-nostdin", "-i", path, "-b:a", "128k", "-f", "mp3", "-"],
+                                     capture_output=True, check=True).stdout,
+    }
+    for name, data in streams.items():
+        out = run_bytes("transcribe", "-", "--model", tiny_model_path, "-f", "json", stdin=data)
+        assert out.returncode == 0 and out.stderr == b"", (name, out.stderr)
+        result = json.loads(out.stdout)
+        assert abs(result["duration"] - sf.info(path).duration) < 0.2, name  # MP3: + the encoder's delay
+        if name != "ffmpeg mp3":  # lossless
+            assert result["text"] == text, name
+
+
+def test_a_file_with_an_absurd_sample_rate_is_one_line_and_the_batch_goes_on(tiny_model_path, cathy_clips, tmp_path):
+    """A 105 KB WAV whose header says 1 Hz was 14.6 h of audio after resampling (still running after 60 s)."""
+    from test_audio import with_rate
+    (path, text), (path2, text2) = cathy_clips[0], cathy_clips[1]
+    sf.write(tmp_path / "ok.wav", load_audio(path), 16000, subtype="PCM_16")
+    bad = tmp_path / "one-hertz.wav"
+    bad.write_bytes(with_rate((tmp_path / "ok.wav").read_bytes(), 1))
+    t0 = time.monotonic()
+    out = run_bytes("transcribe", bad, path2, "--model", tiny_model_path, timeout=120)
+    assert time.monotonic() - t0 < 60
+    assert out.returncode == 1
+    assert out.stderr.decode() == (f"asr: error: {bad}: unsupported sample rate 1 Hz (must be a whole number of Hz "
+                                   f"from 1000 to 768000)\n")
+    assert out.stdout.decode() == f"==> {path2} <==\n{text2}\n"
