@@ -317,8 +317,8 @@ def _through_pipe(source):
 
     def feed():
         try:
-            with open(source, "rb") if isinstance(source, bytes) else nullcontext(source) as f, \
-                    open(write_fd, "wb", closefd=True) as pipe:
+            with open(write_fd, "wb") as pipe, \
+                    open(source, "rb") if isinstance(source, bytes) else nullcontext(source) as f:  # EOF whatever happens
                 f.seek(0)
                 shutil.copyfileobj(f, pipe, 1 << 16)
         except (BrokenPipeError, OSError, ValueError):  # the reader stopped early
