@@ -8,7 +8,7 @@
 
     rec = asr.Recognizer(model)                    # one model, many streams
     stream = rec.stream()
-    for chunk in chunks:                           # 16 kHz mono float32
+    for chunk in chunks:                           # 16 kHz float in [-1, 1] or int16 PCM (audio.as_samples)
         partial = stream.accept(chunk)
     last = stream.finish()                         # flushes the model; without endpoints, the whole stream
 

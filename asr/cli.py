@@ -17,7 +17,7 @@ import tempfile
 
 from . import __version__
 from .cli_options import (EXIT_FAILED_INPUT, EXIT_USAGE, add_decoder_options, add_model_option, decoder_or_exit, error,
-                          load_model_or_exit)
+                          load_model_or_exit, number, printable)
 
 
 # --------------------------------------------------------------------------- transcribe
@@ -37,7 +37,8 @@ def add_transcribe(sub) -> None:
     p.add_argument("--word-level", action="store_true", help="one subtitle cue per word (srt, vtt, tsv)")
     p.add_argument("--stream", action="store_true",
                    help="feed each file through the streaming recogniser in chunks, as a microphone would")
-    p.add_argument("--chunk-ms", type=float, default=100.0, metavar="N", help="chunk size with --stream (default: 100)")
+    p.add_argument("--chunk-ms", type=number(10, 10_000, "ms"), default=100.0, metavar="N",
+                   help="chunk size with --stream, 10 to 10000 ms (default: 100)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     add_decoder_options(p)
     p.set_defaults(func=cmd_transcribe)
@@ -89,9 +90,6 @@ def cmd_transcribe(args) -> int:
     if args.format == "all" and not args.output_dir:
         error("--format all writes several files: give --output-dir DIR")
         return EXIT_USAGE
-    if args.stream and args.chunk_ms <= 0:
-        error("--chunk-ms must be positive")
-        return EXIT_USAGE
     if args.files.count(STDIN) > 1:
         error("- (standard input) is given more than once")
         return EXIT_USAGE
@@ -113,7 +111,7 @@ def cmd_transcribe(args) -> int:
     total = 0.0
     for source in sources.values():
         try:
-            total += duration(source)
+            total += duration(source) or 0.0  # None: a stream that does not say (the bar then runs past its end)
         except AudioError:
             pass  # reported when its turn comes
     failed = 0
@@ -139,9 +137,9 @@ def cmd_transcribe(args) -> int:
         else:
             text = WRITERS[args.format](result, word_level=args.word_level)
             if args.format == "json" and len(args.files) > 1:
-                text = json.dumps({"file": path, **result.to_dict()}, ensure_ascii=False) + "\n"
+                text = json.dumps({"file": printable(path), **result.to_dict()}, ensure_ascii=False) + "\n"
             elif len(args.files) > 1:
-                text = f"==> {source_name(sources[path])} <==\n{text}"
+                text = f"==> {printable(source_name(sources[path]))} <==\n{text}"
             bar.clear()
             sys.stdout.write(text)
             sys.stdout.flush()
@@ -232,6 +230,8 @@ NEED_TORCH = ("train", "export")
 
 
 def main(argv: list[str] | None = None) -> int:
+    if hasattr(sys.stdout, "reconfigure"):  # a name that is not UTF-8 printed anywhere is escaped, not a traceback
+        sys.stdout.reconfigure(errors="backslashreplace")
     try:
         args = build_parser(argv).parse_args(argv)
         if args.command in NEED_TORCH:

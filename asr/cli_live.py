@@ -6,20 +6,20 @@ import os
 import sys
 
 from .cli_options import (EXIT_FAILED_INPUT, EXIT_USAGE, add_decoder_options, add_model_option, decoder_or_exit, error,
-                          load_model_or_exit)
+                          load_model_or_exit, number)
 
 
 def add_endpoint_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("endpointing (when an utterance ends)")
-    g.add_argument("--endpoint-silence", type=float, default=1.2, metavar="S",
-                   help="silence after speech that ends an utterance (default: 1.2 s)")
-    g.add_argument("--reset-silence", type=float, default=2.4, metavar="S",
-                   help="silence with no speech that starts afresh (default: 2.4 s)")
-    g.add_argument("--max-utterance", type=float, default=20.0, metavar="S",
-                   help="cut an utterance at the first pause after this long (default: 20 s)")
+    g.add_argument("--endpoint-silence", type=number(), default=1.2, metavar="S",
+                   help="silence after speech that ends an utterance (default: 1.2 s; 0: never)")
+    g.add_argument("--reset-silence", type=number(), default=2.4, metavar="S",
+                   help="silence with no speech that starts afresh (default: 2.4 s; 0: never)")
+    g.add_argument("--max-utterance", type=number(), default=20.0, metavar="S",
+                   help="cut an utterance at the first pause after this long (default: 20 s; 0: never)")
     g.add_argument("--silence", choices=("blank", "energy", "both"), default="blank",
                    help="judge silence by the model's blank (default), the signal energy, or both")
-    g.add_argument("--energy-threshold", type=float, default=-45.0, metavar="DBFS",
+    g.add_argument("--energy-threshold", type=number(high=0, unit="dBFS"), default=-45.0, metavar="DBFS",
                    help="with --silence energy/both: level below which audio is silent (default: -45)")
 
 
@@ -126,7 +126,7 @@ def add_serve(sub) -> None:
                                    "See docs/live.md.")
     p.add_argument("--host", default=d.host, help=f"address to bind (default: {d.host}; 0.0.0.0 for all)")
     p.add_argument("--port", type=int, default=d.port, help=f"port (default: {d.port}; 0 picks a free one)")
-    p.add_argument("--sample-rate", type=int, default=d.sample_rate, metavar="HZ",
+    p.add_argument("--sample-rate", type=sample_rate, default=d.sample_rate, metavar="HZ",
                    help=f"audio rate of clients that send no config (default: {d.sample_rate})")
     p.add_argument("--max-connections", type=int, default=d.max_connections, metavar="N",
                    help=f"refuse connections beyond N (default: {d.max_connections})")
@@ -144,6 +144,18 @@ def add_serve(sub) -> None:
     add_decoder_options(p)
     add_endpoint_options(p)
     p.set_defaults(func=cmd_serve)
+
+
+def sample_rate(text: str) -> int:
+    """argparse type of --sample-rate: the rule every input's rate follows (audio.sample_rate_problem)."""
+    from .audio import sample_rate_problem
+    try:
+        rate = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of Hz") from None
+    if problem := sample_rate_problem(rate):
+        raise argparse.ArgumentTypeError(problem)
+    return rate
 
 
 def upload_models(args, rec) -> list:

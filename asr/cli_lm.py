@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 
-from .cli_options import EXIT_USAGE, error
+from .cli_options import EXIT_USAGE, error, whole_number
 
 
 # --------------------------------------------------------------------------- lm
@@ -23,7 +23,7 @@ def add_lm(sub) -> None:
     b.add_argument("--order", type=int, default=3, metavar="N", help="n-gram order (default: 3)")
     b.add_argument("--exclude", action="append", default=[], metavar="MANIFEST",
                    help="leave out every sentence of this manifest or text file (e.g. a dev set; repeatable)")
-    b.add_argument("--prune", type=int, nargs="+", metavar="N",
+    b.add_argument("--prune", type=whole_number(0), nargs="+", metavar="N",
                    help="lmplz count thresholds per order, e.g. --prune 0 0 1 drops singleton trigrams")
     b.add_argument("--memory", default="1G", metavar="SIZE", help="lmplz sort memory (default: 1G; e.g. 20%%)")
     b.set_defaults(func=cmd_lm_build)

@@ -7,7 +7,7 @@ import math
 import sys
 
 from .cli_options import (EXIT_FAILED_INPUT, EXIT_USAGE, add_decoder_options, add_model_option, decoder_or_exit, error,
-                          load_model_or_exit)
+                          load_model_or_exit, whole_number)
 
 
 # --------------------------------------------------------------------------- evaluate
@@ -16,7 +16,7 @@ def _manifest_command(sub, name: str, help: str, description: str, json_help: st
     p = sub.add_parser(name, help=help, description=description)
     p.add_argument("manifest", metavar="MANIFEST")
     add_model_option(p)
-    p.add_argument("--limit", type=int, default=0, metavar="N", help="only the first N utterances")
+    p.add_argument("--limit", type=whole_number(0), default=0, metavar="N", help="only the first N utterances (0: all)")
     p.add_argument("--json", action="store_true", help=json_help)
     return p
 
@@ -37,7 +37,7 @@ def add_evaluate(sub) -> None:
                           "Score a model on a manifest (TSV with header naming `path` and `text`, "
                           "paths relative to the manifest's folder; or JSON Lines).",
                           "print one JSON object (wer, cer, rtf, utterances, worst)")
-    p.add_argument("--worst", type=int, default=10, metavar="N", help="how many worst utterances to list")
+    p.add_argument("--worst", type=whole_number(0), default=10, metavar="N", help="how many worst utterances to list")
     add_decoder_options(p)
     p.set_defaults(func=cmd_evaluate)
 

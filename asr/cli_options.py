@@ -7,33 +7,88 @@ ServerConfig): a ValueError's message becomes the command's one error line.
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
 
 EXIT_FAILED_INPUT = 1  # some input could not be processed (the others were)
 EXIT_USAGE = 2
 
 
-def error(message: str) -> None:
-    """One line on stderr, prefixed like argparse's own errors."""
-    print(f"asr: error: {message}", file=sys.stderr, flush=True)
-
-
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
+def printable(text: str) -> str:
+    """text with the bytes of a file name that is not UTF-8 (Python holds them as lone surrogates,
+    PEP 383) shown as \\xNN escapes, caf\\xe9.wav, as `ls -b` shows it: it then prints on any stream."""
     try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1 (got {value})")
-    return value
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a lone surrogate that no file name's bytes make
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def error(message: str) -> None:
+    """One line on stderr, prefixed like argparse's own errors (file names in it printable)."""
+    print(f"asr: error: {printable(message)}", file=sys.stderr, flush=True)
+
+
+def warning(message: str) -> None:
+    """One `asr: warning: ...` line on stderr."""
+    print(f"asr: warning: {printable(message)}", file=sys.stderr, flush=True)
+
+
+def whole_number(low: int, high: int | None = None, why: str = ""):
+    """argparse type: a whole number from low to high (no upper bound with high None); the error
+    says what is allowed, and why where `why` tells."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < low or high is not None and value > high:
+            allowed = f"at least {low}" if high is None else f"from {low} to {high}"
+            raise argparse.ArgumentTypeError(f"must be {allowed}{why} (got {value})")
+        return value
+    return parse
+
+
+def number(low: float = -math.inf, high: float = math.inf, unit: str = ""):
+    """argparse type: a finite number from low to high (nan, inf and values outside are refused)."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not (math.isfinite(value) and low <= value <= high):
+            allowed = (f"from {low:g} to {high:g}" if math.isfinite(low) and math.isfinite(high) else
+                       f"at least {low:g}" if math.isfinite(low) else f"at most {high:g}" if math.isfinite(high) else "")
+            raise argparse.ArgumentTypeError(f"must be a finite number{' ' + allowed if allowed else ''}"
+                                             f"{' ' + unit if unit else ''} (got {text})")
+        return value
+    return parse
+
+
+def cpu_cores() -> int:
+    """The CPU cores this process may run on (its affinity: taskset, a container's cpuset)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+THREADS_PER_CORE = 4  # --threads may oversubscribe the cores this much, no more
+
+
+def threads(text: str) -> int:
+    """argparse type of --threads: 1 to THREADS_PER_CORE x the cores here (500 threads on 2 cores
+    turned 1 s of work into 46 s, and 10**9 failed to allocate)."""
+    cores = cpu_cores()
+    return whole_number(1, THREADS_PER_CORE * cores, f", {THREADS_PER_CORE} x the {cores} CPU core{'s' * (cores != 1)} here")(text)
 
 
 def add_model_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", metavar="NAME|PATH", help="a model file, or a bundled model: `streaming` or `offline` "
                    "(default: `offline` for files where it is bundled, `streaming` for live audio and --stream)")
-    p.add_argument("--threads", type=positive_int, default=None, metavar="N",
-                   help="CPU threads for the model (default: 1; many streams are batched instead)")
+    p.add_argument("--threads", type=threads, default=None, metavar="N",
+                   help=f"CPU threads for the model (default: 1; many streams are batched instead; at most "
+                        f"{THREADS_PER_CORE} x the CPU cores, and more than the cores only slows it down)")
 
 
 def load_model_or_exit(args, offline: bool = False):
@@ -41,8 +96,12 @@ def load_model_or_exit(args, offline: bool = False):
     is bundled, else the streaming one), on ONNX Runtime (runtime.py); a clear error and exit 2 if
     unusable."""
     from .runtime import ModelError, load_model
+    n = getattr(args, "threads", None) or 1
+    if n > cpu_cores():
+        warning(f"--threads {n} is more than the {cpu_cores()} CPU core{'s' * (cpu_cores() != 1)} here: the threads take turns, "
+                f"which makes the model slower, not faster")
     try:
-        return load_model(args.model, offline=offline, threads=getattr(args, "threads", None) or 1)
+        return load_model(args.model, offline=offline, threads=n)
     except ModelError as err:
         error(str(err))
         sys.exit(EXIT_USAGE)

@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .audio import FRAMES_PER_SECOND, Resampler, pcm16_to_float
+from .audio import FRAMES_PER_SECOND, Resampler, pcm16_to_float, sample_rate_problem
 
 if TYPE_CHECKING:  # not at run time: `asr serve --help` reads ServerConfig without loading torch
     from .decoding import Segment
@@ -147,10 +147,8 @@ class Connection:
             raise ProtocolError('"config" must be an object')
         if "sample_rate" in config:
             rate = config["sample_rate"]
-            # a range check before any float conversion: an int of 400 digits overflows a float
-            if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 1000 <= rate <= 384000 \
-                    or (isinstance(rate, float) and not rate.is_integer()):
-                raise ProtocolError('"sample_rate" must be a whole number of Hz between 1000 and 384000')
+            if problem := sample_rate_problem(rate):  # the rule files and uploads follow, too
+                raise ProtocolError(f'"sample_rate": {problem}')
             if self.stream is not None and int(rate) != self.sample_rate:
                 raise ProtocolError('"sample_rate" cannot change once audio has been sent')
             self.sample_rate = int(rate)

@@ -33,7 +33,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .audio import FRAME_SECONDS, SAMPLE_RATE, check_samples
+from .audio import FRAME_SECONDS, SAMPLE_RATE, as_samples
 from .beam import NO_LM, decoder_for
 from .decoding import Decoder, Segment, Word
 from .endpoint import EndpointConfig, Endpointer
@@ -197,12 +197,12 @@ class Stream:
         return self.samples_in / SAMPLE_RATE
 
     def feed(self, samples: np.ndarray) -> None:
-        """Add samples without running the model (a Recognizer.step does that)."""
+        """Add 16 kHz samples without running the model (a Recognizer.step does that): float in
+        [-1, 1], or int16/int32 PCM, mono (n,) or (samples, channels) (audio.as_samples converts them;
+        AudioError for what it refuses)."""
         if self.flushed:
             raise RuntimeError("stream already finished")
-        samples = np.asarray(samples, dtype=np.float32).reshape(-1)
-        if not np.all(np.isfinite(samples)):
-            check_samples(samples, "stream")
+        samples = as_samples(samples, "stream")
         self.samples_in += len(samples)
         if self.endpointer is not None:
             self.endpointer.accept_samples(samples)

@@ -7,12 +7,13 @@ near each window's end, and each window is recognised whole.
 """
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 
 import numpy as np
 
-from .audio import HOP_LENGTH, SAMPLE_RATE, iter_blocks
+from .audio import HOP_LENGTH, SAMPLE_RATE, as_samples, iter_blocks
 from .beam import NO_LM, decoder_for
 from .decoding import Decoder, Result
 from .endpoint import EndpointConfig
@@ -26,7 +27,10 @@ SEARCH_SECONDS = 5.0  # a cut is placed at the quietest point in the window's la
 def transcribe(model: Model, audio: str | os.PathLike | np.ndarray, decoder: Callable[[], Decoder] | None = None,
                chunk_ms: float | None = None, on_progress: Callable[[float], None] | None = None,
                endpoint: EndpointConfig | None = EndpointConfig()) -> Result:
-    """Transcribe one audio file, or 16 kHz mono float samples already in memory (an array).
+    """Transcribe one audio file, or 16 kHz samples already in memory: an array of float32/float64
+    in [-1, 1] or int16/int32 PCM (scaled as soundfile reads them), (n,) or (samples, channels) as
+    soundfile returns it (channels averaged); other dtypes and shapes, NaN/Inf and integer PCM cast to
+    float raise AudioError (a ValueError). Arrays are not resampled: resample others to 16 kHz first.
 
     decoder: factory of decoders (`beam.decoder_for`; greedy by default). chunk_ms: feed the audio through a
     streaming recogniser in chunks of this many milliseconds, as a microphone would
@@ -41,7 +45,7 @@ def transcribe(model: Model, audio: str | os.PathLike | np.ndarray, decoder: Cal
     model = as_runtime(model)
     decoder = decoder or decoder_for(model, lm=NO_LM)
     if isinstance(audio, np.ndarray):
-        blocks = iter([np.asarray(audio, dtype=np.float32).reshape(-1)])
+        blocks = iter([as_samples(audio)])
     else:
         blocks = iter_blocks(audio)
     if model.cfg.streaming:
@@ -54,14 +58,14 @@ def transcribe(model: Model, audio: str | os.PathLike | np.ndarray, decoder: Cal
 def transcribe_array(model: Model, samples: np.ndarray, decoder: Callable[[], Decoder] | None = None,
                      endpoint: EndpointConfig | None = EndpointConfig()) -> Result:
     """transcribe() of samples in memory (kept for callers of the earlier name)."""
-    return transcribe(model, np.asarray(samples, dtype=np.float32), decoder, endpoint=endpoint)
+    return transcribe(model, np.asarray(samples), decoder, endpoint=endpoint)
 
 
 def _transcribe_streaming(model, blocks, decoder, chunk_ms, on_progress, endpoint) -> Result:
     stream = Recognizer(model, decoder, endpoint=endpoint).stream()
+    if chunk_ms and not (math.isfinite(chunk_ms) and SAMPLE_RATE * chunk_ms >= 1000):
+        raise ValueError(f"chunk_ms must be a finite number of milliseconds, one sample or more (got {chunk_ms})")
     chunk = int(SAMPLE_RATE * chunk_ms / 1000) if chunk_ms else None
-    if chunk is not None and chunk < 1:
-        raise ValueError("--chunk-ms must give at least one sample per chunk")
     words = []
     for block in blocks:
         for i in range(0, len(block), chunk or max(1, len(block))):

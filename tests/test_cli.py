@@ -2,6 +2,7 @@
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -263,10 +264,14 @@ def test_two_inputs_with_one_output_name_are_refused_before_any_work(cli, tiny_m
 # --------------------------------------------------------------------------- messages
 def test_option_errors_are_one_line(cli, tiny_model_path, cathy_clips):
     path, _ = cathy_clips[0]
-    for value in ("-1", "0"):
+    from asr.cli_options import cpu_cores
+    cores = cpu_cores()
+    for value in ("-1", "0", "1000000000", str(4 * cores + 1)):
         out = cli("transcribe", path, "--model", tiny_model_path, "--threads", value)
         assert out.returncode == 2 and "Traceback" not in out.stderr
-        assert out.stderr.strip().splitlines()[-1] == f"asr transcribe: error: argument --threads: must be at least 1 (got {value})"
+        assert out.stderr.strip().splitlines()[-1] == (f"asr transcribe: error: argument --threads: must be from 1 to "
+                                                       f"{4 * cores}, 4 x the {cores} CPU core{'s' * (cores != 1)} here "
+                                                       f"(got {value})")
     for options, message in ((["--hotword", "x:abc"], "hotword 'x:abc': the weight after the colon must be a number (WORD[:WEIGHT])"),
                              (["--alpha", "0.5"], "--alpha and --beta weigh a language model: give --lm PATH"),  # no LM of its own
                              (["--no-lm", "--beta", "1"], "--alpha and --beta weigh a language model: give --lm PATH"),
@@ -319,3 +324,115 @@ def test_help_version_models_and_argument_errors_do_not_load_torch(argv):
     assert not [m for m in imported if m == "torch" or m.startswith(("torch.", "torchaudio"))]
     if argv == ["models"]:
         assert "M parameters" in out.stdout
+
+
+# --------------------------------------------------------------------------- file names (issue 23)
+def test_a_file_name_that_is_not_utf8_is_transcribed_printed_escaped_and_written(tiny_model_path, cathy_clips, tmp_path):
+    """caf\\xe9\\xff.wav is a legal name on Linux: it is transcribed, shown with \\xNN escapes (as
+    `ls -b` shows it), its outputs are written under the same bytes, and the batch goes on."""
+    (path, text), (path2, text2) = cathy_clips[1], cathy_clips[2]
+    odd = tmp_path / os.fsdecode(b"caf\xe9\xff.flac")
+    odd.write_bytes(path.read_bytes())
+    missing = tmp_path / os.fsdecode(b"gon\xe9.wav")
+    shown, shown_missing = f"{tmp_path}/caf\\xe9\\xff.flac", f"{tmp_path}/gon\\xe9.wav"
+    out = run_bytes("transcribe", odd, missing, path2, "--model", tiny_model_path)
+    assert out.returncode == 1
+    assert out.stderr.decode() == f"asr: error: {shown_missing}: no such file\n"
+    assert out.stdout.decode() == f"==> {shown} <==\n{text}\n==> {path2} <==\n{text2}\n"
+    out = run_bytes("transcribe", odd, path2, "--model", tiny_model_path, "-f", "json")
+    assert out.returncode == 0, out.stderr
+    assert [json.loads(line)["file"] for line in out.stdout.decode().splitlines()] == [shown, str(path2)]
+    out = run_bytes("transcribe", odd, path2, "--model", tiny_model_path, "-o", tmp_path / "out", "-f", "all")
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "out" / os.fsdecode(b"caf\xe9\xff.txt")).read_text().strip() == text
+    assert len(os.listdir(os.fsencode(tmp_path / "out"))) == 10
+
+
+# --------------------------------------------------------------------------- numbers at the edge (issue 23)
+RANGE = "must be a finite number from 10 to 10000 ms"
+BAD_NUMBERS = [  # (command line, the error that ends it): argparse's usage line, then this one
+    (["transcribe", "x.wav", "--stream", "--chunk-ms", "0.01"], f"asr transcribe: error: argument --chunk-ms: {RANGE} (got 0.01)"),
+    (["transcribe", "x.wav", "--stream", "--chunk-ms", "nan"], f"asr transcribe: error: argument --chunk-ms: {RANGE} (got nan)"),
+    (["transcribe", "x.wav", "--stream", "--chunk-ms", "inf"], f"asr transcribe: error: argument --chunk-ms: {RANGE} (got inf)"),
+    (["transcribe", "x.wav", "--chunk-ms", "-100"], f"asr transcribe: error: argument --chunk-ms: {RANGE} (got -100)"),
+    (["transcribe", "x.wav", "--chunk-ms", "fast"], "asr transcribe: error: argument --chunk-ms: 'fast' is not a number"),
+    (["listen", "--endpoint-silence", "nan"], "asr listen: error: argument --endpoint-silence: must be a finite number (got nan)"),
+    (["listen", "--reset-silence", "inf"], "asr listen: error: argument --reset-silence: must be a finite number (got inf)"),
+    (["serve", "--max-utterance=-inf"], "asr serve: error: argument --max-utterance: must be a finite number (got -inf)"),
+    (["listen", "--energy-threshold", "6"],
+     "asr listen: error: argument --energy-threshold: must be a finite number at most 0 dBFS (got 6)"),
+    (["serve", "--sample-rate", "1"], "asr serve: error: argument --sample-rate: unsupported sample rate 1 Hz "
+                                      "(must be a whole number of Hz from 1000 to 768000)"),
+    (["serve", "--sample-rate", "nan"], "asr serve: error: argument --sample-rate: 'nan' is not a whole number of Hz"),
+    (["evaluate", "m.tsv", "--limit", "-1"], "asr evaluate: error: argument --limit: must be at least 0 (got -1)"),
+    (["evaluate", "m.tsv", "--worst", "-3"], "asr evaluate: error: argument --worst: must be at least 0 (got -3)"),
+    (["tune-lm", "m.tsv", "--lm", "x.arpa", "--limit", "-5"], "asr tune-lm: error: argument --limit: must be at least 0 (got -5)"),
+    (["tune-lm", "m.tsv", "--lm", "x.arpa", "--alphas", "0,nan"],
+     "asr tune-lm: error: argument --alphas: '0,nan' is not a comma-separated list of numbers"),
+    (["lm", "build", "t.txt", "-o", "x.arpa", "--prune", "0", "-1"], "asr lm build: error: argument --prune: must be at least 0 (got -1)"),
+]
+
+
+@pytest.mark.parametrize("argv, message", BAD_NUMBERS, ids=[" ".join(a) for a, _ in BAD_NUMBERS])
+def test_numbers_at_the_edge_are_one_usage_error(cli, argv, message):
+    out = cli(*argv)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.splitlines()[-1] == message and out.stderr.startswith("usage: ")
+
+
+def test_more_threads_than_cores_is_allowed_with_a_warning(cli, tiny_model_path, cathy_clips):
+    from asr.cli_options import cpu_cores
+    path, text = cathy_clips[0]
+    cores = cpu_cores()
+    out = cli("transcribe", path, "--model", tiny_model_path, "--threads", cores + 1)
+    assert out.returncode == 0 and out.stdout.strip() == text
+    s = "s" * (cores != 1)
+    assert out.stderr == (f"asr: warning: --threads {cores + 1} is more than the {cores} CPU core{s} here: the threads "
+                          f"take turns, which makes the model slower, not faster\n")
+
+
+def test_the_api_refuses_a_chunk_size_that_is_not_a_number_of_samples(tiny_model, cathy_clips):
+    from asr import transcribe
+    for chunk_ms in (0.01, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match=r"^chunk_ms must be a finite number of milliseconds, one sample or more"):
+            transcribe(tiny_model, cathy_clips[0][0], chunk_ms=chunk_ms)
+
+
+# --------------------------------------------------------------------------- audio read to its end (issue 23)
+@pytest.mark.skipif(not (shutil.which("ffmpeg") and shutil.which("sox")), reason="needs ffmpeg and sox (setup.sh --dev)")
+def test_piped_mp3_wav_and_flac_on_standard_input_are_transcribed_whole(tiny_model_path, cathy_clips, tmp_path):
+    """`ffmpeg -i x -f mp3 - | asr transcribe -` was refused as truncated, `sox ... -t wav - | asr
+    transcribe -` too (its 0x7FFFF000 size), and a FLAC from a pipe failed to seek."""
+    path, text = cathy_clips[4]
+    pcm = subprocess.run(["sox", path, "-t", "raw", "-"], capture_output=True, check=True).stdout
+    raw = ["-t", "raw", "-r", "16000", "-e", "signed", "-b", "16", "-c", "1", "-"]
+    streams = {  # a stream of unknown length into the writer, so that it cannot know the length either
+        "sox wav": subprocess.run(["sox", *raw, "-t", "wav", "-"], input=pcm, capture_output=True, check=True).stdout,
+        "ffmpeg flac": subprocess.run(["ffmpeg", "-nostdin", "-f", "s16le", "-ar", "16000", "-ac", "1", "-i", "-", "-f",
+                                       "flac", "-"], input=pcm, capture_output=True, check=True).stdout,
+        "ffmpeg mp3": subprocess.run(["ffmpeg", "-nostdin", "-i", path, "-b:a", "128k", "-f", "mp3", "-"],
+                                     capture_output=True, check=True).stdout,
+    }
+    for name, data in streams.items():
+        out = run_bytes("transcribe", "-", "--model", tiny_model_path, "-f", "json", stdin=data)
+        assert out.returncode == 0 and out.stderr == b"", (name, out.stderr)
+        result = json.loads(out.stdout)
+        assert abs(result["duration"] - sf.info(path).duration) < 0.2, name  # MP3: + the encoder's delay
+        if name != "ffmpeg mp3":  # lossless
+            assert result["text"] == text, name
+
+
+def test_a_file_with_an_absurd_sample_rate_is_one_line_and_the_batch_goes_on(tiny_model_path, cathy_clips, tmp_path):
+    """A 105 KB WAV whose header says 1 Hz was 14.6 h of audio after resampling (still running after 60 s)."""
+    from test_audio import with_rate
+    (path, text), (path2, text2) = cathy_clips[0], cathy_clips[1]
+    sf.write(tmp_path / "ok.wav", load_audio(path), 16000, subtype="PCM_16")
+    bad = tmp_path / "one-hertz.wav"
+    bad.write_bytes(with_rate((tmp_path / "ok.wav").read_bytes(), 1))
+    t0 = time.monotonic()
+    out = run_bytes("transcribe", bad, path2, "--model", tiny_model_path, timeout=120)
+    assert time.monotonic() - t0 < 60
+    assert out.returncode == 1
+    assert out.stderr.decode() == (f"asr: error: {bad}: unsupported sample rate 1 Hz (must be a whole number of Hz "
+                                   f"from 1000 to 768000)\n")
+    assert out.stdout.decode() == f"==> {path2} <==\n{text2}\n"
