@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -54,6 +55,10 @@ class TrainConfig:
     encoder_variants: int = 2
 
     def __post_init__(self):
+        for f in dataclasses.fields(self):  # nan and inf pass every comparison check below one way or the other
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"config {f.name}: must be a finite number, got {value!r}")
         positive = ["epochs", "max_batch_seconds", "max_utterance_seconds", "lr", "grad_clip", "stats_utterances"]
         for name in positive:
             if not getattr(self, name) > 0:

@@ -312,6 +312,8 @@ def test_label_too_long_never_gives_nan(cathy_manifest, tmp_path):
     (["epochs=abc"], "config epochs: 'abc' is not a valid int"),
     (["epochs=2.5"], "config epochs: 2.5 is not a valid int"),
     (["lr=-1"], "config lr: must be positive"),
+    (["weight_decay=nan"], "config weight_decay: must be a finite number"),
+    (["lr=inf"], "config lr: must be a finite number"),
     (["lr=fast"], "config lr: 'fast' is not a valid float"),
     (["sorta_grad=maybe"], "config sorta_grad: 'maybe' is not a valid bool"),
     (["augment.speeds=0.9"], "config augment.speeds: 0.9 is not a valid list"),
