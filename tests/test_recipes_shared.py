@@ -135,6 +135,17 @@ def test_keywords_and_a_missing_corpus(tmp_path, capsys):
     assert err[-1].startswith("prepare.py: error: ") and "manifest.tsv: no such file" in err[-1]
 
 
+def test_speech_commands_is_all_dev_or_split_by_speaker(tmp_path):
+    prepare = recipe("speech_commands")
+    rows = [(f"sc1_{w}_{s:08x}_nohash_0", 1.0, f"sc_{s:08x}", w) for s in range(12) for w in ("bed", "yes")]
+    src = corpus(tmp_path / "sc", rows)
+    assert prepare.run_main(prepare.main, [str(src), str(tmp_path / "all")]) == 0
+    assert len(manifest(tmp_path / "all" / "dev.tsv")) == 24 and not manifest(tmp_path / "all" / "train.tsv")
+    assert prepare.run_main(prepare.main, [str(src), str(tmp_path / "half"), "--dev-fraction", "0.5"]) == 0
+    train, dev = manifest(tmp_path / "half" / "train.tsv"), manifest(tmp_path / "half" / "dev.tsv")
+    assert train and dev and not {u.speaker for u in train.values()} & {u.speaker for u in dev.values()}
+
+
 @pytest.mark.parametrize("name", ["speechocean762", "allison", "ljprompts", "keywords"])
 def test_rows_without_audio_or_text_are_skipped_and_counted(tmp_path, capsys, name):
     prepare = recipe(name)
@@ -153,7 +164,7 @@ def test_default_recipe_configs_load():
     """The default recipe's configs are valid for `asr train` and name manifests its stages write."""
     from asr.train import load_config
     run_sh = (REPO / "recipes" / "default" / "run.sh").read_text()
-    for name in ("uni.yaml", "bi.yaml", "finetune.yaml"):
+    for name in ("uni.yaml", "bi.yaml", "finetune.yaml", "whisper.yaml"):
         cfg = load_config(str(REPO / "recipes" / "default" / name))
         assert cfg.train and cfg.dev
         for entry in list(cfg.train) + list(cfg.dev.values()):
