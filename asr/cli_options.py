@@ -40,7 +40,8 @@ def load_model_or_exit(args, offline: bool = False):
     """The model named by --model (or the default: the bundled offline model where offline and one
     is bundled, else the streaming one), on ONNX Runtime (runtime.py); a clear error and exit 2 if
     unusable."""
-    from .runtime import ModelError, load_model
+    from .export import load_model
+    from .runtime import ModelError
     try:
         return load_model(args.model, offline=offline, threads=getattr(args, "threads", None) or 1)
     except ModelError as err:

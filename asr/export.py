@@ -1,5 +1,7 @@
 """`asr export CHECKPOINT -o MODEL`: a torch model file or training checkpoint -> a runtime
-model file (runtime.py's format), which loads and runs without torch.
+model file (runtime.py's format), which loads and runs without torch; and the same in memory:
+`load` / `load_model` take a model file of either form (a torch one is exported as it loads,
+where torch and onnx are installed), `as_runtime` a torch model object.
 
 The weights and normalisation statistics go into an ONNX graph (onnx_graph.py), in the
 precision they were saved in (a float16 model stays float16 and half the size); the file
@@ -13,9 +15,13 @@ from __future__ import annotations
 import filecmp
 import os
 import shutil
+import zipfile
 
-# numpy, torch, the runtime and the graph builder are imported where used: runtime.py imports
-# this module for runtime_form, and the runtime must load without torch.
+from .runtime import FEATURES, FORMAT, VERSION, Model, ModelError, from_file_form, is_runtime_file, read_model_file, \
+    resolve_model, write_model_file
+
+# numpy, torch, checkpoint.py and the graph builder are imported where used: the runtime's
+# commands import this module (for torch model files given as --model) and run without torch.
 
 
 def runtime_form(model, half: bool = False) -> tuple[dict, dict]:
@@ -28,7 +34,6 @@ def runtime_form(model, half: bool = False) -> tuple[dict, dict]:
 
     from . import onnx_graph
     from .features import _FBANK
-    from .runtime import FEATURES, FORMAT, VERSION
     from .text import VOCAB
     weights = {}
     for name, value in model.state_dict().items():
@@ -50,7 +55,6 @@ def export(checkpoint: str | os.PathLike, output: str | os.PathLike) -> list[str
     import torch
 
     from .checkpoint import load_model, read_payload
-    from .runtime import ModelError, is_runtime_file, write_model_file
     if is_runtime_file(checkpoint):
         raise ModelError(f"{checkpoint}: already a runtime model file; `asr export` converts a torch model file (.pt)")
     payload = read_payload(checkpoint)
@@ -77,3 +81,47 @@ def export(checkpoint: str | os.PathLike, output: str | os.PathLike) -> list[str
             written.append(dst)
     write_model_file(output, meta, arrays)
     return [os.fspath(output)] + written
+
+
+def as_runtime(model) -> Model:
+    """A runtime Model as it is, or a torch AcousticModel converted to one in memory (with
+    torch and onnx; its card and source carried over)."""
+    if isinstance(model, Model):
+        return model
+    return from_file_form(*runtime_form(model), getattr(model, "source", None))
+
+
+def load_model(spec: str | os.PathLike | None = None, offline: bool = False, threads: int = 1) -> Model:
+    """runtime.load_model that also takes a torch model file (exported in memory): a model file of
+    either form, a bundled model's name, or None for the bundled default. Raises ModelError (one line)."""
+    return load(resolve_model(spec, offline), threads)
+
+
+def load(path: str | os.PathLike, threads: int = 1) -> Model:
+    """Load a model file on `threads` CPU threads: a runtime file (numpy and ONNX Runtime
+    only), or a torch .pt model file or training checkpoint (that needs torch and onnx, as
+    training does: it is exported in memory)."""
+    path = os.fspath(path)
+    form = _export_torch_file(path) if _is_torch_file(path) else read_model_file(path)
+    return from_file_form(*form, path, threads)
+
+
+def _is_torch_file(path: str) -> bool:
+    """True for what torch.save writes: a zip archive holding a data.pkl."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            return any(name.endswith("data.pkl") for name in z.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def _export_torch_file(path: str) -> tuple[dict, dict]:
+    try:
+        import torch  # noqa: F401
+        import onnx  # noqa: F401
+
+        from .checkpoint import load_model
+    except ImportError as err:
+        raise ModelError(f"{path}: a torch model file, and {err.name or 'torch'} is not installed here; convert it with "
+                         "`asr export` where torch and onnx are (pip install 'asr[train]')") from None
+    return runtime_form(load_model(path))

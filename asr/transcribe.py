@@ -16,8 +16,9 @@ from .audio import HOP_LENGTH, SAMPLE_RATE, iter_blocks
 from .beam import NO_LM, decoder_for
 from .decoding import Decoder, Result
 from .endpoint import EndpointConfig
+from .export import as_runtime
 from .logmel import log_mel
-from .runtime import Model, as_runtime
+from .runtime import Model
 from .streaming import Recognizer
 
 WINDOW_SECONDS = 30.0  # longest window for a bidirectional model

@@ -12,7 +12,7 @@ import jiwer
 import numpy as np
 import pytest
 
-from asr import runtime
+from asr import export, runtime
 from asr.audio import load_audio
 from asr.checkpoint import bundled_model_path, default_model_path, read_payload
 from asr.logmel import log_mel
@@ -99,7 +99,7 @@ def test_each_runtime_file_equals_the_torch_model_file_it_was_exported_from(name
     payload = read_payload(pt)
     assert meta["card"] == payload["card"], f"{npz} is not {pt}'s export: run scripts/export-models.sh"
     assert meta["config"] == {**payload["config"], "conv_strides": list(payload["config"]["conv_strides"])}
-    shipped, fresh = runtime.load(npz), runtime.load(pt)
+    shipped, fresh = runtime.load(npz), export.load(pt)
     feats = log_mel(load_audio(SAMPLE), shipped.fbank)
     a, b = shipped(feats[None], np.array([len(feats)]))[0], fresh(feats[None], np.array([len(feats)]))[0]
     assert np.max(np.abs(a - b)) <= 1e-6, f"{npz} is not {pt}'s export: run scripts/export-models.sh"

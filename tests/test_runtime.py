@@ -19,7 +19,7 @@ from asr import runtime
 from asr.audio import HOP_LENGTH, N_FFT, N_MELS, load_audio
 from asr.checkpoint import default_model_path, load_model
 from asr.decoding import greedy_text
-from asr.export import export, runtime_form
+from asr.export import export, load, runtime_form
 from asr.features import _FBANK, log_mel as torch_log_mel
 from asr.logmel import StreamingLogMel, log_mel, num_frames
 from asr.model import AcousticModel, ModelConfig
@@ -281,7 +281,7 @@ def test_export_round_trip(cli, tmp_path):
     lm = meta["card"]["lm"]["file"]
     for name in (lm, lm + ".vocab"):
         assert (out.parent / name).read_bytes() == (default_model_path(torch_file=True).parent / name).read_bytes()
-    exported, from_pt = runtime.load(out), runtime.load(default_model_path(torch_file=True))
+    exported, from_pt = runtime.load(out), load(default_model_path(torch_file=True))
     assert exported.card == from_pt.card and exported.cfg == from_pt.cfg and exported.source == str(out)
     feats = log_mel(load_audio(SAMPLE), exported.fbank)
     assert np.array_equal(offline(exported, feats), offline(from_pt, feats))
