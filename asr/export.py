@@ -24,9 +24,11 @@ from .runtime import FEATURES, FORMAT, VERSION, Model, ModelError, from_file_for
 # commands import this module (for torch model files given as --model) and run without torch.
 
 
-def runtime_form(model, half: bool = False) -> tuple[dict, dict]:
+def runtime_form(model, half: bool = False, int8: bool = False) -> tuple[dict, dict]:
     """(meta, arrays) of a runtime model file for a torch AcousticModel; half=True stores the
-    weights (not the normalisation statistics) as float16."""
+    weights (not the normalisation statistics) as float16; int8=True the graph with its large
+    products in int8 (onnx_graph.build_int8; the weights' float16 rounding kept first, so that an
+    int8 export of a half model is that model's, quantised). meta["int8"] says which."""
     from dataclasses import asdict
 
     import numpy as np
@@ -41,17 +43,19 @@ def runtime_form(model, half: bool = False) -> tuple[dict, dict]:
         if half and value.is_floating_point() and not name.startswith("feat_"):
             value = value.half()
         weights[name] = value.numpy()
-    arrays = {"onnx": np.frombuffer(onnx_graph.build(model.cfg, weights), np.uint8),
+    graph = onnx_graph.build_int8(model.cfg, weights) if int8 else onnx_graph.build(model.cfg, weights)
+    arrays = {"onnx": np.frombuffer(graph, np.uint8),
               "mel_fbank": _FBANK.to(torch.float32).numpy()}  # (201, 80): torchaudio's, exactly
     meta = {"format": FORMAT, "version": VERSION, "config": asdict(model.cfg), "vocab": list(VOCAB),
             "features": dict(FEATURES), "parameters": model.num_parameters(),
-            "card": dict(getattr(model, "card", {}) or {})}
+            "card": dict(getattr(model, "card", {}) or {}), "int8": int8}
     return meta, arrays
 
 
-def export(checkpoint: str | os.PathLike, output: str | os.PathLike) -> list[str]:
-    """Convert a torch model file to a runtime model file at output; returns the paths written
-    (the model, and the card's language model files when they had to be copied beside it)."""
+def export(checkpoint: str | os.PathLike, output: str | os.PathLike, int8: bool = False) -> list[str]:
+    """Convert a torch model file to a runtime model file at output (int8: its large products in
+    int8, runtime_form); returns the paths written (the model, and the card's language model
+    files when they had to be copied beside it)."""
     import torch
 
     from .checkpoint import load_model, read_payload
@@ -60,7 +64,7 @@ def export(checkpoint: str | os.PathLike, output: str | os.PathLike) -> list[str
     payload = read_payload(checkpoint)
     model = load_model(checkpoint)
     half = any(v.dtype == torch.float16 for v in payload["state_dict"].values())
-    meta, arrays = runtime_form(model, half=half)
+    meta, arrays = runtime_form(model, half=half, int8=int8)
     written = []
     lm = meta["card"].get("lm")
     if isinstance(lm, dict) and lm.get("file"):

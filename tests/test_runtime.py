@@ -15,7 +15,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from asr import runtime
+from asr import onnx_graph, runtime
 from asr.audio import HOP_LENGTH, N_FFT, N_MELS, load_audio
 from asr.checkpoint import default_model_path, load_model
 from asr.decoding import greedy_text
@@ -29,9 +29,13 @@ SAMPLE = os.path.join(REPO, "asr", "samples", "cathy_a0046.flac")
 FBANK = _FBANK.to(torch.float32).numpy()  # what a model file carries
 
 
-def to_runtime(model: AcousticModel, tmp_path=None) -> runtime.Model:
-    """A torch model in runtime form (through a file when tmp_path is given)."""
+def to_runtime(model: AcousticModel, tmp_path=None, int8: bool = False) -> runtime.Model:
+    """A torch model in runtime form (through a file when tmp_path is given); int8: its
+    quantised form, every product in int8 however small (as `asr export --int8` does the large)."""
     meta, arrays = runtime_form(model)
+    if int8:
+        weights = {k: v.detach().numpy() for k, v in model.state_dict().items()}
+        arrays["onnx"] = np.frombuffer(onnx_graph.build_int8(model.cfg, weights, min_weights=0), np.uint8)
     if tmp_path is None:
         return runtime.Model(model.cfg, arrays["onnx"].tobytes(), arrays["mel_fbank"], meta["card"])
     path = os.path.join(tmp_path, "model.npz")
@@ -40,9 +44,9 @@ def to_runtime(model: AcousticModel, tmp_path=None) -> runtime.Model:
 
 
 @functools.lru_cache(maxsize=None)
-def small(layers=2, lookahead=2, seed=0, strides=(2, 2), kernel=3, bidirectional=False):
+def small(layers=2, lookahead=2, seed=0, strides=(2, 2), kernel=3, bidirectional=False, int8=False):
     """(torch model, runtime model) of a small randomly initialised configuration, with a
-    non-trivial lookahead and normalisation, as after training."""
+    non-trivial lookahead and normalisation, as after training; int8: the runtime model quantised."""
     torch.manual_seed(seed)
     cfg = ModelConfig(conv_channels=24, hidden_size=32, num_layers=layers, lookahead=lookahead,
                       conv_strides=strides, conv_kernel=kernel, bidirectional=bidirectional)
@@ -52,7 +56,7 @@ def small(layers=2, lookahead=2, seed=0, strides=(2, 2), kernel=3, bidirectional
             model.row_conv.normal_(0, 0.5)
         model.feat_mean.normal_(-8, 1)
         model.feat_std.uniform_(1, 3)
-    return model, to_runtime(model)
+    return model, to_runtime(model, int8=int8)
 
 
 @pytest.fixture(scope="session")
@@ -326,7 +330,7 @@ package = types.ModuleType("asr")
 package.__path__ = [sys.argv[1]]
 sys.modules["asr"] = package
 import numpy as np
-from asr import runtime
+from asr import onnx_graph, runtime
 from asr.audio import load_audio
 from asr.logmel import log_mel
 from asr.text import BLANK_ID, VOCAB
