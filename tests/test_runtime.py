@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 
+import jiwer
 import numpy as np
 import pytest
 import torch
@@ -63,6 +64,13 @@ def small(layers=2, lookahead=2, seed=0, strides=(2, 2), kernel=3, bidirectional
 def default_models():
     model = load_model(default_model_path(torch_file=True))
     return model, to_runtime(model)
+
+
+@pytest.fixture(scope="session")
+def default_int8(default_models):
+    """The bundled streaming model's int8 form, as `asr export --int8` writes it."""
+    meta, arrays = runtime_form(default_models[0], int8=True)
+    return runtime.from_file_form(meta, arrays)
 
 
 @pytest.fixture(scope="session")
@@ -188,11 +196,13 @@ def test_bidirectional_runtime_equals_torch_and_refuses_to_stream():
 
 
 # ----------------------------------------------------------------------------- streaming and batching
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(st.sampled_from([(1, 0), (1, 3), (3, 0), (3, 2), (2, 1)]), st.integers(0, 24000), st.integers(0, 10 ** 6),
-       st.lists(st.integers(1, 4000), min_size=1, max_size=6))
-def test_runtime_streaming_equals_offline_for_any_chunking(cfg, n, seed, sizes):
-    _, rt = small(*cfg, seed=seed % 3)
+       st.lists(st.integers(1, 4000), min_size=1, max_size=6), st.booleans())
+def test_runtime_streaming_equals_offline_for_any_chunking(cfg, n, seed, sizes, int8):
+    """Float and int8 forms alike: the int8 products' activation scales are per frame, so a
+    chunk's integers are the whole pass's (measured: bit for bit)."""
+    _, rt = small(*cfg, seed=seed % 3, int8=int8)
     rng = np.random.default_rng(seed)
     x = (rng.standard_normal(n) * rng.uniform(0.01, 0.5)).astype(np.float32)
     ref = offline(rt, log_mel(x, rt.fbank))
@@ -214,8 +224,9 @@ def test_other_front_ends_stream_exactly(strides, kernel):
         assert np.abs(streamed(rt, x, sizes) - ref).max() <= 1e-5
 
 
-def test_default_model_streams_real_speech_to_its_offline_result(default_models):
-    rt = default_models[1]
+@pytest.mark.parametrize("int8", [False, True])
+def test_default_model_streams_real_speech_to_its_offline_result(default_models, default_int8, int8):
+    rt = default_int8 if int8 else default_models[1]
     x = load_audio(SAMPLE)
     ref = offline(rt, log_mel(x, rt.fbank))
     for sizes in ([1600], [480], [37, 4001]):
@@ -225,12 +236,14 @@ def test_default_model_streams_real_speech_to_its_offline_result(default_models)
         assert text(got) == text(ref)
 
 
-@pytest.mark.parametrize("which", ["small", "default"])
-def test_batched_steps_equal_single_streams(which, default_models):
+@pytest.mark.parametrize("which", ["small", "small int8", "default", "default int8"])
+def test_batched_steps_equal_single_streams(which, default_models, default_int8):
     """Ragged batches (streams with different numbers of new frames, some with none, a final
-    step of streams with nothing left) give each stream what it gets alone."""
-    rt = small(2, 3, seed=1)[1] if which == "small" else default_models[1]
-    tolerance = 1e-5 if which == "small" else 1e-4
+    step of streams with nothing left) give each stream what it gets alone; int8 too (its
+    activation scales are per stream and frame, never per batch)."""
+    rt = {"small": small(2, 3, seed=1)[1], "small int8": small(2, 3, seed=1, int8=True)[1],
+          "default": default_models[1], "default int8": default_int8}[which]
+    tolerance = 1e-5 if which.startswith("small") else 1e-4
     rng = np.random.default_rng(5)
     feats = [rng.standard_normal((n, N_MELS)).astype(np.float32) * 3 - 8 for n in (300, 1600, 910, 40, 1201)]
     alone = [offline(rt, f) for f in feats]
@@ -356,3 +369,31 @@ def test_the_runtime_transcribes_the_sample_without_torch(tmp_path, default_mode
     transcript, modules = r.stdout.splitlines()
     assert transcript == text(torch_log_probs(model, feats)) and transcript
     assert json.loads(modules.replace("'", '"')) == []
+
+
+# ----------------------------------------------------------------------------- int8
+@pytest.mark.parametrize("name", ["streaming", "offline"])
+def test_int8_export_keeps_the_float_models_output_on_real_clips(name, cathy_clips):
+    """`asr export --int8` of each bundled model against its float export on the real test
+    clips: the same greedy text on most, the words nearly so, and log-probs close (bounds
+    about twice what was measured)."""
+    model = load_model(default_model_path(offline=name == "offline", torch_file=True))
+    assert model.cfg.bidirectional == (name == "offline")
+    (fm, fa), (qm, qa) = runtime_form(model), runtime_form(model, int8=True)
+    assert not fm["int8"] and qm["int8"]
+    assert len(qa["onnx"]) < 0.5 * len(fa["onnx"])  # int8 weights against float32
+    f, q = runtime.from_file_form(fm, fa), runtime.from_file_form(qm, qa)
+    same, errors, chars, mean_diff = 0, 0, 0, []
+    for path, _ in list(cathy_clips) + [(SAMPLE, None)]:
+        feats = log_mel(load_audio(path), f.fbank)
+        a, b = offline(f, feats), offline(q, feats)
+        assert a.shape == b.shape
+        ta, tb = text(a), text(b)
+        same += ta == tb
+        errors += jiwer.cer(ta, tb) * len(ta) if ta else len(tb)
+        chars += len(ta)
+        mean_diff.append(np.abs(a - b).mean())
+        assert np.mean(a.argmax(-1) == b.argmax(-1)) >= 0.85, path  # measured >= 0.92
+    assert same >= 0.6 * (len(cathy_clips) + 1)  # measured 6 and 8 of 9
+    assert errors / chars <= 0.03  # measured well under 0.01
+    assert max(mean_diff) <= 0.2 and np.mean(mean_diff) <= 0.06  # measured 0.10 and 0.03
