@@ -191,7 +191,8 @@ def _show_model(path) -> int:
         return EXIT_USAGE
     cfg = payload["config"]
     kind = "bidirectional (offline only)" if cfg["bidirectional"] else f"unidirectional, streaming, lookahead {cfg['lookahead']} frames"
-    print(f"model: {path} ({os.path.getsize(path) / 1e6:.1f} MB, {n_params / 1e6:.2f} M parameters)")
+    form = ", int8" if payload.get("int8") else ""  # runtime files of `asr export --int8`
+    print(f"model: {path} ({os.path.getsize(path) / 1e6:.1f} MB, {n_params / 1e6:.2f} M parameters{form})")
     print(f"architecture: {len(cfg['conv_strides'])} conv (x{math.prod(cfg['conv_strides'])} subsampling), "
           f"{cfg['num_layers']} x GRU {cfg['hidden_size']}, {kind}")
     card = payload.get("card") or {}

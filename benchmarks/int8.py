@@ -3,6 +3,7 @@
 
     python benchmarks/int8.py compare [--seconds 20] [--rounds 3] [--file-minutes 10]
     python benchmarks/int8.py sizes [--widths 256,384,512] [--layers 4,5] [--seconds 10]
+    python benchmarks/int8.py products
 
 compare: the bundled models' torch files exported in memory both ways (`asr export` and
 `asr export --int8`), rounds interleaved so that a busy machine's load hits both alike:
@@ -15,6 +16,9 @@ compare: the bundled models' torch files exported in memory both ways (`asr expo
 sizes: streaming models of random weights (the cost of a trained one) of each width x layers,
 int8 and float: one-stream RTF and streams per core at 256 streams; the size the next
 streaming model may use keeps RTF <= 0.01 and >= 300 streams per core.
+
+products: one (256 x 256) by (256 x 768) product, a GRU layer's for 256 streams, on ONNX Runtime
+in float32, float16, bfloat16 and int8 (quantize.py, per-row scales included).
 
 Times are thread CPU time (what a dedicated core gives; wall time on a shared machine is
 inflated by others' work), the best of --rounds rounds.
@@ -137,9 +141,48 @@ def sizes(args) -> None:
                       flush=True)
 
 
+def products(args) -> None:
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from asr.quantize import quantize
+    K, N, M = 256, 768, 256
+    rng = np.random.default_rng(0)
+    w, a = rng.normal(0, 0.1, (K, N)).astype(np.float32), rng.normal(0, 1, (M, K)).astype(np.float32)
+
+    def graph(dtype=None) -> bytes:
+        if dtype is None:
+            nodes = [helper.make_node("MatMul", ["a", "w"], ["y"])]
+        else:  # the product in dtype, float32 in and out
+            nodes = [helper.make_node("Cast", ["a"], ["a2"], to=dtype), helper.make_node("Cast", ["w"], ["w2"], to=dtype),
+                     helper.make_node("MatMul", ["a2", "w2"], ["y2"]),
+                     helper.make_node("Cast", ["y2"], ["y"], to=TensorProto.FLOAT)]
+        g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("a", TensorProto.FLOAT, ["M", K])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["M", N])],
+                              [numpy_helper.from_array(w, "w")])
+        return helper.make_model(g, opset_imports=[helper.make_opsetid("", 20)]).SerializeToString()
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    for name, g in (("float32", graph()), ("float16", graph(TensorProto.FLOAT16)),
+                    ("bfloat16", graph(TensorProto.BFLOAT16)), ("int8", quantize(graph()))):
+        try:
+            s = ort.InferenceSession(g, options, providers=["CPUExecutionProvider"])
+            s.run(None, {"a": a})
+        except Exception as err:  # onnxruntime's own kinds: NOT_IMPLEMENTED for bfloat16 on CPU
+            print(f"{name}: does not run: {str(err).splitlines()[0]}")
+            continue
+        best = 1e9
+        for _ in range(args.rounds):
+            t = time.thread_time()
+            for _ in range(50):
+                s.run(None, {"a": a})
+            best = min(best, (time.thread_time() - t) / 50)
+        print(f"{name}: {best * 1e6:.0f} us, {2 * M * K * N / best / 1e9:.0f} GFLOP/s")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("mode", choices=("compare", "sizes"))
+    p.add_argument("mode", choices=("compare", "sizes", "products"))
     p.add_argument("--seconds", type=float, default=20.0, help="audio for the one-stream RTF")
     p.add_argument("--batch-seconds", type=float, default=5.0, help="audio per stream for streams per core")
     p.add_argument("--rounds", type=int, default=3)
@@ -150,7 +193,7 @@ def main():
     args = p.parse_args()
     os.sched_setaffinity(0, {max(os.sched_getaffinity(0))})
     torch.set_num_threads(1)
-    compare(args) if args.mode == "compare" else sizes(args)
+    {"compare": compare, "sizes": sizes, "products": products}[args.mode](args)
 
 
 if __name__ == "__main__":

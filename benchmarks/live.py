@@ -37,9 +37,9 @@ import torch
 from common import get_model, speech  # puts the repository on sys.path too
 from serving import start_server
 
+from asr import runtime  # noqa: E402
 from asr.audio import SAMPLE_RATE  # noqa: E402
 from asr.checkpoint import save_model  # noqa: E402
-from asr import runtime  # noqa: E402
 from asr.endpoint import EndpointConfig  # noqa: E402
 from asr.export import runtime_form  # noqa: E402
 from asr.streaming import Recognizer  # noqa: E402

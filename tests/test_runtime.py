@@ -397,3 +397,17 @@ def test_int8_export_keeps_the_float_models_output_on_real_clips(name, cathy_cli
     assert same >= 0.6 * (len(cathy_clips) + 1)  # measured 6 and 8 of 9
     assert errors / chars <= 0.03  # measured well under 0.01
     assert max(mean_diff) <= 0.2 and np.mean(mean_diff) <= 0.06  # measured 0.10 and 0.03
+
+
+def test_export_int8_from_the_command_line(cli, tmp_path, tiny_model_path, tiny_models, cathy_clips):
+    out = tmp_path / "tiny-int8.npz"
+    r = cli("export", tiny_model_path, "-o", out, "--int8")
+    assert r.returncode == 0, r.stderr
+    meta, arrays = runtime.read_model_file(out)
+    assert meta["int8"] is True
+    assert len(arrays["onnx"]) < 0.5 * len(runtime_form(tiny_models[0])[1]["onnx"])
+    assert ", int8)" in cli("models", "--model", out).stdout
+    q, f = runtime.load(out), tiny_models[1]
+    same = sum(text(offline(q, feats)) == text(offline(f, feats)) == reference
+               for feats, reference in ((log_mel(load_audio(p), f.fbank), t) for p, t in cathy_clips))
+    assert same >= len(cathy_clips) - 1  # the tiny model knows these clips, in either form
