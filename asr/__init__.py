@@ -25,7 +25,7 @@ __version__ = "0.1.0"
 # The public API, by the module that defines each name. The model runs on the runtime (ONNX
 # Runtime and numpy: runtime.py); only the training names (TORCH_API) need torch, the train extra.
 _API = {"SAMPLE_RATE": "audio", "AudioError": "audio", "load_audio": "audio", "BeamOptions": "beam", "LMError": "beam",
-        "decoder_for": "beam", "ModelError": "runtime", "load_model": "runtime", "Model": "runtime",
+        "decoder_for": "beam", "ModelError": "runtime", "load_model": "export", "Model": "runtime",
         "ModelConfig": "runtime", "save_model": "checkpoint", "GreedyDecoder": "decoding", "Result": "decoding",
         "Segment": "decoding", "Word": "decoding", "EndpointConfig": "endpoint", "EndpointRule": "endpoint",
         "AcousticModel": "model", "Recognizer": "streaming", "Stream": "streaming", "transcribe": "transcribe",
@@ -40,7 +40,8 @@ if not running_as_cli():
     from .beam import BeamOptions, LMError, decoder_for  # noqa: E402
     from .decoding import GreedyDecoder, Result, Segment, Word  # noqa: E402
     from .endpoint import EndpointConfig, EndpointRule  # noqa: E402
-    from .runtime import Model, ModelConfig, ModelError, load_model  # noqa: E402
+    from .export import load_model  # noqa: E402
+    from .runtime import Model, ModelConfig, ModelError  # noqa: E402
     from .streaming import Recognizer, Stream  # noqa: E402
     from .transcribe import transcribe, transcribe_array  # noqa: E402
 # As the `asr` command, nothing more is imported here: each subcommand imports what it needs, so

@@ -8,11 +8,11 @@ import pickle
 import tempfile
 import zipfile
 from dataclasses import asdict
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .runtime import ModelError, features_of  # noqa: F401 (one error type for model files of either form)
+from . import runtime
+from .runtime import BUNDLED, DEFAULT_MODEL, ModelError, features_of  # noqa: F401 (one error type for model files of either form)
 from .text import VOCAB
 
 if TYPE_CHECKING:
@@ -23,14 +23,8 @@ if TYPE_CHECKING:
 
 FORMAT = "asr-gru-ctc"
 VERSION = 1
-DEFAULT_MODEL = "default.npz"  # inside asr/models/
-# The bundled models by name (--model NAME), in the runtime's form (runtime.py; what the commands
-# run): the streaming model serves live audio; the offline (bidirectional) one, where bundled, is
-# what `asr transcribe` uses for files unless --stream. Each is exported (`asr export`,
-# scripts/export-models.sh) from the torch model file of the same name beside it (BUNDLED_TORCH),
-# which training starts from (init_from=) and the tests compare against; a test checks that each
-# pair agrees.
-BUNDLED = {"streaming": DEFAULT_MODEL, "offline": "default-bi.npz"}
+# The bundled models by name: their runtime files are runtime.BUNDLED; each is exported from the
+# torch model file of the same name here, which training starts from (init_from=).
 BUNDLED_TORCH = {"streaming": "default.pt", "offline": "default-bi.pt"}
 
 
@@ -68,31 +62,17 @@ def save_model(model: AcousticModel, path: str | os.PathLike, card: dict | None 
 def bundled_model_path(name: str = "streaming", torch_file: bool = False) -> Path | None:
     """A bundled model by name (BUNDLED; torch_file=True: its torch model file, BUNDLED_TORCH), or None
     when this installation does not have it."""
-    path = Path(str(resources.files("asr") / "models" / (BUNDLED_TORCH if torch_file else BUNDLED)[name]))
-    return path if path.is_file() else None
+    return runtime.bundled_model_path(name, BUNDLED_TORCH if torch_file else BUNDLED)
 
 
 def default_model_path(offline: bool = False, torch_file: bool = False) -> Path | None:
-    """The bundled default model: the offline one when asked for and bundled, else the streaming
-    one; None when this installation has neither. torch_file=True: its torch model file."""
-    return (offline and bundled_model_path("offline", torch_file)) or bundled_model_path("streaming", torch_file)
+    """runtime.default_model_path; torch_file=True: its torch model file."""
+    return runtime.default_model_path(offline, BUNDLED_TORCH if torch_file else BUNDLED)
 
 
 def resolve_model(spec: str | os.PathLike | None, offline: bool = False, torch_file: bool = False) -> Path:
-    """--model's value (a bundled model's name, a path, or None for the default) as a file path;
-    a bundled model's runtime file, or with torch_file=True its torch model file."""
-    if spec is None:
-        path = default_model_path(offline, torch_file)
-        if path is None:
-            raise ModelError("no default model is bundled with this installation; pass --model PATH "
-                             "(train one with `asr train`, see recipes/)")
-        return path
-    if str(spec) in BUNDLED and not os.path.exists(spec):
-        path = bundled_model_path(str(spec), torch_file)
-        if path is None:
-            raise ModelError(f"{spec}: this installation has no bundled {spec} model")
-        return path
-    return Path(spec)
+    """runtime.resolve_model; torch_file=True: a bundled model's torch model file."""
+    return runtime.resolve_model(spec, offline, BUNDLED_TORCH if torch_file else BUNDLED)
 
 
 def read_payload(path: str | os.PathLike) -> dict:

@@ -189,7 +189,8 @@ def _show_model(path) -> int:
         return EXIT_USAGE
     cfg = payload["config"]
     kind = "bidirectional (offline only)" if cfg["bidirectional"] else f"unidirectional, streaming, lookahead {cfg['lookahead']} frames"
-    print(f"model: {path} ({os.path.getsize(path) / 1e6:.1f} MB, {n_params / 1e6:.2f} M parameters)")
+    form = ", int8" if payload.get("int8") else ""  # runtime files of `asr export --int8`
+    print(f"model: {path} ({os.path.getsize(path) / 1e6:.1f} MB, {n_params / 1e6:.2f} M parameters{form})")
     if cfg.get("frontend") == "whisper":
         n_mels, _, d, heads, layers = cfg["encoder_dims"]
         front = f"Whisper encoder ({layers} blocks of {d}, {heads} heads, {n_mels} mels; 20 ms frames)"

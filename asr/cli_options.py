@@ -95,7 +95,8 @@ def load_model_or_exit(args, offline: bool = False):
     """The model named by --model (or the default: the bundled offline model where offline and one
     is bundled, else the streaming one), on ONNX Runtime (runtime.py); a clear error and exit 2 if
     unusable."""
-    from .runtime import ModelError, load_model
+    from .export import load_model
+    from .runtime import ModelError
     n = getattr(args, "threads", None) or 1
     if n > cpu_cores():
         warning(f"--threads {n} is more than the {cpu_cores()} CPU core{'s' * (cpu_cores() != 1)} here: the threads take turns, "

@@ -9,8 +9,9 @@ import numpy as np
 
 from .audio import SAMPLE_RATE, AudioError, load_audio
 from .decoding import Decoder
+from .export import as_runtime
 from .manifest import Utterance
-from .runtime import Model, as_runtime
+from .runtime import Model
 from .transcribe import transcribe_array
 
 

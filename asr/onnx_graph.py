@@ -17,6 +17,15 @@ The GRU layers are ONNX GRU with linear_before_reset=1 (torch's formula), gates 
 from torch's (r, z, n) to ONNX's (z, r, h), with sequence_lens: padding past a stream's
 length neither reaches its outputs nor its final state. Weights keep their stored dtype
 (float16 stays float16, cast to float32 once when the session is made).
+
+`build_int8` writes the convolutions (strided slices side by side, times the kernel as a
+matrix) and each GRU layer as products that can run in int8 instead (the ONNX GRU op has no
+integer form): the input projection of every time step as one MatMul, then an ONNX Loop
+over the steps, each a MatMul of the hidden state and the gates as elementwise ops (a stream's
+state is held past its length); a bidirectional layer runs its backward Loop over each
+stream's own frames reversed (ReverseSequence). quantize.py then turns those MatMuls into int8
+ones: per-row scales for the layer inputs, the fixed scale 1/127 for the hidden state (a GRU's
+state stays within [-1, 1]). Measured against the float GRU op in docs/runtime.md.
 """
 from __future__ import annotations
 
@@ -26,8 +35,24 @@ OPSET = 20  # Gelu is an ONNX op from opset 20
 LAYER_NORM_EPS = 1e-5  # torch.nn.LayerNorm's default
 
 
-def build(cfg, weights: dict[str, np.ndarray]) -> bytes:
-    """The serialized ONNX model of a ModelConfig and its torch state dict's arrays."""
+def build_int8(cfg, weights: dict[str, np.ndarray], min_weights: int | None = None) -> bytes:
+    """build's graph with the GRU layers as Loops of products (module docstring) and every
+    product of at least min_weights weights (quantize.MIN_WEIGHTS) in int8 (quantize.py)."""
+    from .quantize import MIN_WEIGHTS, quantize
+    dirs = 2 if cfg.bidirectional else 1
+    return quantize(build(cfg, weights, matmuls=True),
+                    bounded={_state_name(i, d): 1.0 for i in range(cfg.num_layers) for d in range(dirs)},
+                    min_weights=MIN_WEIGHTS if min_weights is None else min_weights)
+
+
+def _state_name(layer: int, direction: int) -> str:
+    """The hidden state's name inside a Loop GRU's body."""
+    return f"gru_{layer}_{direction}_h"
+
+
+def build(cfg, weights: dict[str, np.ndarray], matmuls: bool = False) -> bytes:
+    """The serialized ONNX model of a ModelConfig and its torch state dict's arrays; matmuls:
+    the convolutions and GRU layers as MatMuls (and Loops), not ONNX Conv and GRU ops (build_int8)."""
     try:
         import onnx
         from onnx import TensorProto, helper, numpy_helper
@@ -74,6 +99,61 @@ def build(cfg, weights: dict[str, np.ndarray]) -> bytes:
         nodes.append(helper.make_node("Identity", [value], [name]))
         outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, shape))
 
+    def loop_layer(x: str, lengths: str, layer: int, direction: int, w: dict[str, np.ndarray], h0: str
+                   ) -> tuple[str, str]:
+        """One direction of a GRU layer as a Loop over x (U, B, C) from h0 (B, H), torch's
+        formula: r, z = sigmoid(W_ir x + b_ir + W_hr h + b_hr), ...; n = tanh(W_in x + b_in +
+        r * (W_hn h + b_hn)); h' = n + z * (h - n); lengths (B,) int64 frames per stream.
+        -> (outputs (U, B, H), final state (B, H))."""
+        w = {k: np.asarray(v, np.float32) for k, v in w.items()}  # float16 is stored float32 here: int8 comes next
+        reverse = direction == 1
+        if reverse:  # each stream's own frames, last first
+            x = op("ReverseSequence", x, lengths, batch_axis=1, time_axis=0)
+        xp = op("Add", op("MatMul", x, const(np.ascontiguousarray(w["weight_ih"].T))), const(w["bias_ih"]))  # (U, B, 3H)
+        steps = op("Squeeze", op("Shape", x, start=0, end=1), ints(0))
+        live_t = op("Unsqueeze", op("Less", op("Unsqueeze", op("Range", const(np.array(0)), steps, const(np.array(1))),
+                                                  ints(1)), op("Unsqueeze", lengths, ints(0))), ints(2))  # (U, B, 1)
+        h = _state_name(layer, direction)
+        body: list = []
+
+        def bop(kind: str, *inputs: str, n_out: int = 1, **attrs):
+            outs = [f"{kind.lower()}_{next(counter)}" for _ in range(n_out)]
+            body.append(helper.make_node(kind, list(inputs), outs, **attrs))
+            return outs[0] if n_out == 1 else outs
+        t = f"gru_{layer}_{direction}_t"
+        xt = bop("Gather", xp, t, axis=0)  # (B, 3H)
+        hp = bop("Add", bop("MatMul", h, const(np.ascontiguousarray(w["weight_hh"].T))), const(w["bias_hh"]))
+        split = const(np.array([H, H, H], np.int64))
+        xr, xz, xn = bop("Split", xt, split, axis=1, n_out=3)
+        hr, hz, hn = bop("Split", hp, split, axis=1, n_out=3)
+        r, z = bop("Sigmoid", bop("Add", xr, hr)), bop("Sigmoid", bop("Add", xz, hz))
+        n = bop("Tanh", bop("Add", xn, bop("Mul", r, hn)))
+        new = bop("Where", bop("Gather", live_t, t, axis=0), bop("Add", n, bop("Mul", z, bop("Sub", h, n))), h)
+        state_out = "h_out" + t
+        body[-1].output[0] = state_out  # the new state, also the step's output (no Identity: a node a step counts)
+        f = TensorProto.FLOAT
+        graph = helper.make_graph(
+            body, f"gru_{layer}_{direction}",
+            [helper.make_tensor_value_info(t, TensorProto.INT64, []), helper.make_tensor_value_info("cond" + t, TensorProto.BOOL, []),
+             helper.make_tensor_value_info(h, f, ["B", H])],
+            [helper.make_tensor_value_info("cond" + t, TensorProto.BOOL, []), helper.make_tensor_value_info(state_out, f, ["B", H]),
+             helper.make_tensor_value_info(state_out, f, ["B", H])])
+        final, y = f"loop_{next(counter)}_h", f"loop_{next(counter)}_y"
+        nodes.append(helper.make_node("Loop", [steps, "", h0], [final, y], body=graph))
+        if reverse:
+            y = op("ReverseSequence", y, lengths, batch_axis=1, time_axis=0)
+        return y, final
+
+    def conv_matmul(x: str, w: np.ndarray, b: np.ndarray, stride: int) -> str:
+        """A valid strided Conv1d as one MatMul: x (B, L, C_in), w (C_out, C_in, k) ->
+        (B, (L - k) // stride + 1, C_out): the k strided slices side by side, (B, T', k * C_in),
+        times w as a (k * C_in, C_out) matrix."""
+        k = w.shape[2]
+        cols = [op("Slice", x, ints(j), ints(j - (k - 1) if j < k - 1 else np.iinfo(np.int64).max), ints(1), ints(stride))
+                for j in range(k)]
+        w2 = np.ascontiguousarray(np.asarray(w, np.float32).transpose(2, 1, 0).reshape(k * w.shape[1], w.shape[0]))
+        return op("Add", op("MatMul", op("Concat", *cols, axis=2), const(w2)), const(b))
+
     if cfg.whisper:  # Whisper's encoder, then LayerNorm and the Linear into the GRUs: (B, C, U)
         x, lengths = _whisper_encoder(cfg, weights, op, const, ints)
         x = op("LayerNormalization", x, const(weights["in_norm.weight"]), const(weights["in_norm.bias"]), axis=-1,
@@ -93,8 +173,12 @@ def build(cfg, weights: dict[str, np.ndarray]) -> bytes:
             lengths = op("Div", lengths, ints(s))
             output(f"conv_{i}_out", gather(x, op("Mul", lengths, ints(s)), keep, cin, 2) if keep else f"conv_{i}",
                    ["B", cin, keep])
-            x = op("Gelu", op("Conv", x, const(weights[f"convs.{i}.weight"]), const(weights[f"convs.{i}.bias"]),
-                              strides=[s]))  # (B, C_out, T_i // s)
+            if matmuls:
+                x = op("Transpose", conv_matmul(op("Transpose", x, perm=[0, 2, 1]), weights[f"convs.{i}.weight"],
+                                                weights[f"convs.{i}.bias"], s), perm=[0, 2, 1])
+            else:
+                x = op("Conv", x, const(weights[f"convs.{i}.weight"]), const(weights[f"convs.{i}.bias"]), strides=[s])
+            x = op("Gelu", x)  # (B, C_out, T_i // s)
 
     # The GRU stack, time-major as ONNX's GRU wants it: (U, B, C).
     inputs.append(helper.make_tensor_value_info("gru", TensorProto.FLOAT, [cfg.num_layers * dirs, "B", H]))
@@ -109,6 +193,19 @@ def build(cfg, weights: dict[str, np.ndarray]) -> bytes:
             r, z, n = np.split(np.stack([weights[f"grus.{i}.{name}_l0{sfx}"] for sfx in suffixes]), 3, axis=1)
             return np.concatenate([z, r, n], axis=1)
         h0 = op("Slice", "gru", ints(i * dirs), ints((i + 1) * dirs), ints(0))
+        if matmuls:
+            ys, hs = [], []
+            for d, sfx in enumerate(suffixes):
+                y_d, h_d = loop_layer(x, lengths, i, d, {name: weights[f"grus.{i}.{name}_l0{sfx}"] for name in
+                                                ("weight_ih", "weight_hh", "bias_ih", "bias_hh")},
+                                      op("Squeeze", op("Slice", h0, ints(d), ints(d + 1), ints(0)), ints(0)))
+                ys.append(y_d)
+                hs.append(op("Unsqueeze", h_d, ints(0)))
+            y = ys[0] if dirs == 1 else op("Concat", *ys, axis=2)  # (U, B, D)
+            states.append(hs[0] if dirs == 1 else op("Concat", *hs, axis=0))
+            x = op("LayerNormalization", y, const(weights[f"norms.{i}.weight"]), const(weights[f"norms.{i}.bias"]),
+                   axis=-1, epsilon=LAYER_NORM_EPS) if cfg.layer_norm else y
+            continue
         y = op("GRU", x, const(stacked("weight_ih")), const(stacked("weight_hh")),
                const(np.concatenate([stacked("bias_ih"), stacked("bias_hh")], axis=1)), seq_lens, h0,
                hidden_size=H, linear_before_reset=1, direction="bidirectional" if dirs == 2 else "forward")

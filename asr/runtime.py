@@ -18,7 +18,9 @@ allow_pickle=False:
                Whisper's, for a model with Whisper's front-end: whisper.py)
     meta       UTF-8 JSON: format, version, config, vocab, features, parameters and the model
                card (which names the model's language model, relative to the file's folder)
-The torch .pt model files and training checkpoints load too, where torch is installed.
+This module reads runtime files only and imports nothing of torch's: the torch .pt model files
+and training checkpoints are export.py's (asr.export.load exports one in memory), which, like
+checkpoint.py, depends on this module, never the other way.
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ import os
 import tempfile
 import zipfile
 from dataclasses import dataclass, fields
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +42,14 @@ from .text import VOCAB
 
 FORMAT = "asr-gru-ctc-runtime"
 VERSION = 1
+DEFAULT_MODEL = "default.npz"  # inside asr/models/
+# The bundled models by name (--model NAME), in the runtime's form (what the commands run): the
+# streaming model serves live audio; the offline (bidirectional) one, where bundled, is what
+# `asr transcribe` uses for files unless --stream. Each is exported (`asr export`,
+# scripts/export-models.sh) from the torch model file of the same name beside it
+# (checkpoint.BUNDLED_TORCH), which training starts from (init_from=) and the tests compare
+# against; a test checks that each pair agrees.
+BUNDLED = {"streaming": DEFAULT_MODEL, "offline": "default-bi.npz"}
 
 
 class ModelError(Exception):
@@ -344,57 +355,54 @@ def features_of(config: dict) -> dict:
     return whisper.FEATURES if config.get("frontend") == "whisper" else FEATURES
 
 
+def bundled_model_path(name: str = "streaming", files: dict[str, str] = BUNDLED) -> Path | None:
+    """A bundled model by name (a key of `files`: BUNDLED, the runtime files), or None when this
+    installation does not have it."""
+    path = Path(str(resources.files("asr") / "models" / files[name]))
+    return path if path.is_file() else None
+
+
+def default_model_path(offline: bool = False, files: dict[str, str] = BUNDLED) -> Path | None:
+    """The bundled default model: the offline one when asked for and bundled, else the streaming
+    one; None when this installation has neither."""
+    return (offline and bundled_model_path("offline", files)) or bundled_model_path("streaming", files)
+
+
+def resolve_model(spec: str | os.PathLike | None, offline: bool = False, files: dict[str, str] = BUNDLED) -> Path:
+    """--model's value (a bundled model's name, a path, or None for the default) as a file path;
+    a bundled model's file from `files` (BUNDLED: its runtime file)."""
+    if spec is None:
+        path = default_model_path(offline, files)
+        if path is None:
+            raise ModelError("no default model is bundled with this installation; pass --model PATH "
+                             "(train one with `asr train`, see recipes/)")
+        return path
+    if str(spec) in files and not os.path.exists(spec):
+        path = bundled_model_path(str(spec), files)
+        if path is None:
+            raise ModelError(f"{spec}: this installation has no bundled {spec} model")
+        return path
+    return Path(spec)
+
+
 def load_model(spec: str | os.PathLike | None = None, offline: bool = False, threads: int = 1) -> Model:
-    """Load a model to run: a model file, a bundled model's name ("streaming", "offline"), or
-    None for the bundled default (the offline model where offline=True and one is bundled, else
-    the streaming one), on `threads` CPU threads. Raises ModelError (one line)."""
-    from .checkpoint import resolve_model  # names and paths only: no torch
+    """Load a runtime model to run: a runtime model file, a bundled model's name ("streaming",
+    "offline"), or None for the bundled default (the offline model where offline=True and one is
+    bundled, else the streaming one), on `threads` CPU threads. Raises ModelError (one line).
+    export.load_model also takes torch model files."""
     return load(resolve_model(spec, offline), threads)
 
 
-def as_runtime(model) -> Model:
-    """A runtime Model as it is, or a torch AcousticModel converted to one in memory (with
-    torch and onnx; its card and source carried over)."""
-    if isinstance(model, Model):
-        return model
-    from .export import runtime_form
-    meta, arrays = runtime_form(model)
-    return Model(ModelConfig.from_dict(meta["config"]), arrays["onnx"].tobytes(), arrays["mel_fbank"], meta["card"], getattr(model, "source", None))
-
-
 def load(path: str | os.PathLike, threads: int = 1) -> Model:
-    """Load a model file on `threads` CPU threads: a runtime file (numpy and ONNX Runtime
-    only), or a torch .pt model file or training checkpoint (that needs torch and onnx, as
-    training does: it is exported in memory)."""
+    """Load a runtime model file on `threads` CPU threads (numpy and ONNX Runtime only)."""
     path = os.fspath(path)
-    if _is_torch_file(path):
-        meta, arrays = _export_torch_file(path)
-    else:
-        meta, arrays = read_model_file(path)
+    return from_file_form(*read_model_file(path), path, threads)
+
+
+def from_file_form(meta: dict, arrays: dict[str, np.ndarray], source: str | None = None, threads: int = 1) -> Model:
+    """A Model of a runtime file's (meta, arrays), as read_model_file gives them (or export.runtime_form)."""
     try:
         cfg = ModelConfig.from_dict(meta["config"])
     except (KeyError, ValueError, TypeError) as err:
-        raise ModelError(f"{path}: corrupt model file (config: {err})") from None
-    return Model(cfg, arrays["onnx"].tobytes(), arrays["mel_fbank"], meta.get("card", {}), path, threads)
-
-
-def _is_torch_file(path: str) -> bool:
-    """True for what torch.save writes: a zip archive holding a data.pkl."""
-    try:
-        with zipfile.ZipFile(path) as z:
-            return any(name.endswith("data.pkl") for name in z.namelist())
-    except (OSError, zipfile.BadZipFile):
-        return False
-
-
-def _export_torch_file(path: str) -> tuple[dict, dict[str, np.ndarray]]:
-    try:
-        import torch  # noqa: F401
-        import onnx  # noqa: F401
-
-        from .checkpoint import load_model
-        from .export import runtime_form
-    except ImportError as err:
-        raise ModelError(f"{path}: a torch model file, and {err.name or 'torch'} is not installed here; convert it with "
-                         "`asr export` where torch and onnx are (pip install 'asr[train]')") from None
-    return runtime_form(load_model(path))
+        raise ModelError(f"{source or 'model'}: corrupt model file (config: {err})") from None
+    return Model(cfg, arrays["onnx"].tobytes(), arrays["mel_fbank"], meta.get("card", {}), source, threads)

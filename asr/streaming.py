@@ -37,8 +37,9 @@ from .audio import FRAME_SECONDS, SAMPLE_RATE, as_samples
 from .beam import NO_LM, decoder_for
 from .decoding import Decoder, Segment, Word
 from .endpoint import EndpointConfig, Endpointer
+from .export import as_runtime
 from .logmel import StreamingLogMel
-from .runtime import Model, StreamState, as_runtime
+from .runtime import Model, StreamState
 from .text import BLANK_ID
 
 

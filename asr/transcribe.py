@@ -17,7 +17,8 @@ from .audio import HOP_LENGTH, SAMPLE_RATE, as_samples, iter_blocks
 from .beam import NO_LM, decoder_for
 from .decoding import Decoder, Result
 from .endpoint import EndpointConfig
-from .runtime import Model, as_runtime
+from .export import as_runtime
+from .runtime import Model
 from .streaming import Recognizer
 
 WINDOW_SECONDS = 30.0  # longest window for a bidirectional model

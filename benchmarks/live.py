@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Live transcription: concurrent real-time streams on one CPU core, and partial-result latency.
 
-    python benchmarks/live.py capacity [--model PATH] [--chunk-ms 100] [--seconds 10] [--clock wall|cpu]
+    python benchmarks/live.py capacity [--model PATH] [--chunk-ms 100] [--seconds 10] [--clock wall|cpu] [--int8]
     python benchmarks/live.py latency  [--model PATH] [--chunk-ms 100] [--seconds 10] [--clients 100]
     python benchmarks/live.py latency-sim [--model PATH] [--chunk-ms 100] [--seconds 10] [--clients 25,50,100,150]
 
@@ -21,7 +21,8 @@ core: real ticks timed by their CPU time on a virtual clock, so that a shared ma
 work does not count (on a quiet machine, `latency` measures the real thing).
 
 Without --model: the bundled default model if there is one, else a randomly initialised
-model of the default configuration `ModelConfig()` (the same cost as a trained one).
+model of the default configuration `ModelConfig()` (the same cost as a trained one); from its
+torch file, exported in memory, float or with --int8 (`asr export --int8`).
 """
 import argparse
 import asyncio
@@ -36,9 +37,11 @@ import torch
 from common import get_model, speech  # puts the repository on sys.path too
 from serving import start_server
 
+from asr import runtime  # noqa: E402
 from asr.audio import SAMPLE_RATE  # noqa: E402
 from asr.checkpoint import save_model  # noqa: E402
 from asr.endpoint import EndpointConfig  # noqa: E402
+from asr.export import runtime_form  # noqa: E402
 from asr.streaming import Recognizer  # noqa: E402
 
 
@@ -250,10 +253,13 @@ def main():
     p.add_argument("--clients", help="latency: concurrent clients (default 100); latency-sim: a list (25,50,100,150)")
     p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                    help="capacity: time ticks by the wall clock (a dedicated core) or by CPU time (a shared one)")
+    p.add_argument("--int8", action="store_true", help="capacity, latency-sim: the model's int8 form")
     args = p.parse_args()
     model, name = get_model(args.model)
     print(f"model: {name}; {model.num_parameters() / 1e6:.2f} M parameters, "
-          f"{model.cfg.num_layers} x GRU {model.cfg.hidden_size}")
+          f"{model.cfg.num_layers} x GRU {model.cfg.hidden_size}, {'int8' if args.int8 else 'float'}")
+    if args.int8 and args.mode != "latency":
+        model = runtime.from_file_form(*runtime_form(model, int8=True))
     if args.mode == "capacity":
         capacity(model, args.chunk_ms, args.seconds, args.streams, args.clock)
     elif args.mode == "latency-sim":

@@ -92,7 +92,7 @@ def megabytes(n: int) -> str:
 # --------------------------------------------------------------------------- systems
 def load_ours(name: str, path: str | None) -> System:
     from asr.beam import bundled_lm, decoder_for
-    from asr.runtime import load_model
+    from asr.export import load_model
     from asr.transcribe import transcribe_array
     model = load_model(path)  # the runtime's model, as `asr transcribe` runs it (a .pt is exported once, here)
     decoder = decoder_for(model)

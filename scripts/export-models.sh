@@ -3,6 +3,9 @@
 # commands run (asr/models/default.npz, default-bi.npz; docs/runtime.md). Run it again whenever a
 # .pt changes (recipes/default/run.sh does, after installing a model): tests/test_default_model.py
 # fails while a .npz and its .pt disagree. Needs torch and onnx (the train or dev extra).
+# The streaming model ships in int8 (`asr export --int8`: twice the batched streams per core),
+# the offline one in float (one 30-s window at a time: int8's per-step Loop costs more than the
+# float GRU op saves there); docs/runtime.md has the measurements.
 #
 #   bash scripts/export-models.sh            # both, with .venv/bin/python
 #   PYTHON=python3 bash scripts/export-models.sh default-bi
@@ -16,5 +19,7 @@ for name in "${names[@]}"; do
     echo "export-models.sh: asr/models/$name.pt does not exist" >&2
     exit 2
   fi
-  "$py" -m asr export "asr/models/$name.pt" -o "asr/models/$name.npz"
+  form=()
+  [ "$name" = default ] && form=(--int8)
+  "$py" -m asr export "asr/models/$name.pt" -o "asr/models/$name.npz" "${form[@]}"
 done

@@ -40,7 +40,7 @@ def tiny_model_path() -> Path:
 @pytest.fixture(scope="session")
 def tiny_model(tiny_model_path):
     """The tiny model as the commands run it: on the runtime (exported in memory)."""
-    from asr.runtime import load
+    from asr.export import load
     return load(tiny_model_path)
 
 
@@ -72,5 +72,5 @@ def tiny_live_model_path() -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_live_model(tiny_live_model_path):
-    from asr.runtime import load
+    from asr.export import load
     return load(tiny_live_model_path)

@@ -27,7 +27,7 @@ FRAME = 0.04
 
 @pytest.fixture(scope="module")
 def weak_model(data_dir):
-    from asr.runtime import load
+    from asr.export import load
     return load(data_dir / "tiny_weak.pt")
 
 

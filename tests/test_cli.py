@@ -160,9 +160,9 @@ def test_bidirectional_model_refuses_stream(cli, tmp_path, cathy_clips):
 
 
 def test_without_a_bundled_model_the_cli_says_so(monkeypatch, capsys, cathy_clips):
-    import asr.checkpoint
+    import asr.runtime
     from asr.cli import main
-    monkeypatch.setattr(asr.checkpoint, "default_model_path", lambda offline=False, torch_file=False: None)
+    monkeypatch.setattr(asr.runtime, "default_model_path", lambda offline=False, files=None: None)
     with pytest.raises(SystemExit) as exit_:
         main(["transcribe", str(cathy_clips[0][0])])
     assert exit_.value.code == 2

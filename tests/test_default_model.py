@@ -12,9 +12,9 @@ import jiwer
 import numpy as np
 import pytest
 
-from asr import runtime
+from asr import export, runtime
 from asr.audio import load_audio
-from asr.checkpoint import bundled_model_path, default_model_path, read_payload
+from asr.checkpoint import bundled_model_path, default_model_path, load_model as load_torch_model, read_payload
 from asr.logmel import log_mel
 from asr.runtime import load_model
 from asr.text import normalize
@@ -91,7 +91,8 @@ def test_every_command_uses_it_when_no_model_is_given():
 @pytest.mark.parametrize("name", ["streaming", "offline"])
 def test_each_runtime_file_equals_the_torch_model_file_it_was_exported_from(name):
     """The .npz the commands run and the .pt training starts from are one model: the same config,
-    card and parameters, and the same log-probs on the sample (the .pt exported afresh in memory).
+    card and parameters, and the same log-probs on the sample (the .pt exported afresh in memory,
+    in the form the .npz has: int8 or float; docs/runtime.md says which is shipped and why).
     When this fails, a .pt changed without its export: run scripts/export-models.sh."""
     npz, pt = bundled_model_path(name), bundled_model_path(name, torch_file=True)
     assert npz is not None and pt is not None
@@ -99,7 +100,8 @@ def test_each_runtime_file_equals_the_torch_model_file_it_was_exported_from(name
     payload = read_payload(pt)
     assert meta["card"] == payload["card"], f"{npz} is not {pt}'s export: run scripts/export-models.sh"
     assert meta["config"] == {**payload["config"], "conv_strides": list(payload["config"]["conv_strides"])}
-    shipped, fresh = runtime.load(npz), runtime.load(pt)
+    shipped = runtime.load(npz)
+    fresh = runtime.from_file_form(*export.runtime_form(load_torch_model(pt), int8=meta.get("int8", False)))
     feats = log_mel(load_audio(SAMPLE), shipped.fbank)
     a, b = shipped(feats[None], np.array([len(feats)]))[0], fresh(feats[None], np.array([len(feats)]))[0]
     assert np.max(np.abs(a - b)) <= 1e-6, f"{npz} is not {pt}'s export: run scripts/export-models.sh"

@@ -10,17 +10,18 @@ import os
 import subprocess
 import sys
 
+import jiwer
 import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from asr import runtime
+from asr import onnx_graph, runtime
 from asr.audio import HOP_LENGTH, N_FFT, N_MELS, load_audio
 from asr.checkpoint import default_model_path, load_model
 from asr.decoding import greedy_text
-from asr.export import export, runtime_form
+from asr.export import export, load, runtime_form
 from asr.features import _FBANK, log_mel as torch_log_mel
 from asr.logmel import StreamingLogMel, log_mel, num_frames
 from asr.model import AcousticModel, ModelConfig
@@ -30,9 +31,13 @@ SAMPLE = os.path.join(REPO, "asr", "samples", "cathy_a0046.flac")
 FBANK = _FBANK.to(torch.float32).numpy()  # what a model file carries
 
 
-def to_runtime(model: AcousticModel, tmp_path=None) -> runtime.Model:
-    """A torch model in runtime form (through a file when tmp_path is given)."""
+def to_runtime(model: AcousticModel, tmp_path=None, int8: bool = False) -> runtime.Model:
+    """A torch model in runtime form (through a file when tmp_path is given); int8: its
+    quantised form, every product in int8 however small (as `asr export --int8` does the large)."""
     meta, arrays = runtime_form(model)
+    if int8:
+        weights = {k: v.detach().numpy() for k, v in model.state_dict().items()}
+        arrays["onnx"] = np.frombuffer(onnx_graph.build_int8(model.cfg, weights, min_weights=0), np.uint8)
     if tmp_path is None:
         return runtime.Model(model.cfg, arrays["onnx"].tobytes(), arrays["mel_fbank"], meta["card"])
     path = os.path.join(tmp_path, "model.npz")
@@ -41,9 +46,9 @@ def to_runtime(model: AcousticModel, tmp_path=None) -> runtime.Model:
 
 
 @functools.lru_cache(maxsize=None)
-def small(layers=2, lookahead=2, seed=0, strides=(2, 2), kernel=3, bidirectional=False):
+def small(layers=2, lookahead=2, seed=0, strides=(2, 2), kernel=3, bidirectional=False, int8=False):
     """(torch model, runtime model) of a small randomly initialised configuration, with a
-    non-trivial lookahead and normalisation, as after training."""
+    non-trivial lookahead and normalisation, as after training; int8: the runtime model quantised."""
     torch.manual_seed(seed)
     cfg = ModelConfig(conv_channels=24, hidden_size=32, num_layers=layers, lookahead=lookahead,
                       conv_strides=strides, conv_kernel=kernel, bidirectional=bidirectional)
@@ -53,13 +58,20 @@ def small(layers=2, lookahead=2, seed=0, strides=(2, 2), kernel=3, bidirectional
             model.row_conv.normal_(0, 0.5)
         model.feat_mean.normal_(-8, 1)
         model.feat_std.uniform_(1, 3)
-    return model, to_runtime(model)
+    return model, to_runtime(model, int8=int8)
 
 
 @pytest.fixture(scope="session")
 def default_models():
     model = load_model(default_model_path(torch_file=True))
     return model, to_runtime(model)
+
+
+@pytest.fixture(scope="session")
+def default_int8(default_models):
+    """The bundled streaming model's int8 form, as `asr export --int8` writes it."""
+    meta, arrays = runtime_form(default_models[0], int8=True)
+    return runtime.from_file_form(meta, arrays)
 
 
 @pytest.fixture(scope="session")
@@ -185,11 +197,13 @@ def test_bidirectional_runtime_equals_torch_and_refuses_to_stream():
 
 
 # ----------------------------------------------------------------------------- streaming and batching
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(st.sampled_from([(1, 0), (1, 3), (3, 0), (3, 2), (2, 1)]), st.integers(0, 24000), st.integers(0, 10 ** 6),
-       st.lists(st.integers(1, 4000), min_size=1, max_size=6))
-def test_runtime_streaming_equals_offline_for_any_chunking(cfg, n, seed, sizes):
-    _, rt = small(*cfg, seed=seed % 3)
+       st.lists(st.integers(1, 4000), min_size=1, max_size=6), st.booleans())
+def test_runtime_streaming_equals_offline_for_any_chunking(cfg, n, seed, sizes, int8):
+    """Float and int8 forms alike: the int8 products' activation scales are per frame, so a
+    chunk's integers are the whole pass's (measured: bit for bit)."""
+    _, rt = small(*cfg, seed=seed % 3, int8=int8)
     rng = np.random.default_rng(seed)
     x = (rng.standard_normal(n) * rng.uniform(0.01, 0.5)).astype(np.float32)
     ref = offline(rt, log_mel(x, rt.fbank))
@@ -211,8 +225,9 @@ def test_other_front_ends_stream_exactly(strides, kernel):
         assert np.abs(streamed(rt, x, sizes) - ref).max() <= 1e-5
 
 
-def test_default_model_streams_real_speech_to_its_offline_result(default_models):
-    rt = default_models[1]
+@pytest.mark.parametrize("int8", [False, True])
+def test_default_model_streams_real_speech_to_its_offline_result(default_models, default_int8, int8):
+    rt = default_int8 if int8 else default_models[1]
     x = load_audio(SAMPLE)
     ref = offline(rt, log_mel(x, rt.fbank))
     for sizes in ([1600], [480], [37, 4001]):
@@ -222,12 +237,14 @@ def test_default_model_streams_real_speech_to_its_offline_result(default_models)
         assert text(got) == text(ref)
 
 
-@pytest.mark.parametrize("which", ["small", "default"])
-def test_batched_steps_equal_single_streams(which, default_models):
+@pytest.mark.parametrize("which", ["small", "small int8", "default", "default int8"])
+def test_batched_steps_equal_single_streams(which, default_models, default_int8):
     """Ragged batches (streams with different numbers of new frames, some with none, a final
-    step of streams with nothing left) give each stream what it gets alone."""
-    rt = small(2, 3, seed=1)[1] if which == "small" else default_models[1]
-    tolerance = 1e-5 if which == "small" else 1e-4
+    step of streams with nothing left) give each stream what it gets alone; int8 too (its
+    activation scales are per stream and frame, never per batch)."""
+    rt = {"small": small(2, 3, seed=1)[1], "small int8": small(2, 3, seed=1, int8=True)[1],
+          "default": default_models[1], "default int8": default_int8}[which]
+    tolerance = 1e-5 if which.startswith("small") else 1e-4
     rng = np.random.default_rng(5)
     feats = [rng.standard_normal((n, N_MELS)).astype(np.float32) * 3 - 8 for n in (300, 1600, 910, 40, 1201)]
     alone = [offline(rt, f) for f in feats]
@@ -282,7 +299,7 @@ def test_export_round_trip(cli, tmp_path):
     lm = meta["card"]["lm"]["file"]
     for name in (lm, lm + ".vocab"):
         assert (out.parent / name).read_bytes() == (default_model_path(torch_file=True).parent / name).read_bytes()
-    exported, from_pt = runtime.load(out), runtime.load(default_model_path(torch_file=True))
+    exported, from_pt = runtime.load(out), load(default_model_path(torch_file=True))
     assert exported.card == from_pt.card and exported.cfg == from_pt.cfg and exported.source == str(out)
     feats = log_mel(load_audio(SAMPLE), exported.fbank)
     assert np.array_equal(offline(exported, feats), offline(from_pt, feats))
@@ -327,7 +344,7 @@ package = types.ModuleType("asr")
 package.__path__ = [sys.argv[1]]
 sys.modules["asr"] = package
 import numpy as np
-from asr import runtime
+from asr import onnx_graph, runtime
 from asr.audio import load_audio
 from asr.logmel import log_mel
 from asr.text import BLANK_ID, VOCAB
@@ -353,3 +370,45 @@ def test_the_runtime_transcribes_the_sample_without_torch(tmp_path, default_mode
     transcript, modules = r.stdout.splitlines()
     assert transcript == text(torch_log_probs(model, feats)) and transcript
     assert json.loads(modules.replace("'", '"')) == []
+
+
+# ----------------------------------------------------------------------------- int8
+@pytest.mark.parametrize("name", ["streaming", "offline"])
+def test_int8_export_keeps_the_float_models_output_on_real_clips(name, cathy_clips):
+    """`asr export --int8` of each bundled model against its float export on the real test
+    clips: the same greedy text on most, the words nearly so, and log-probs close (bounds
+    about twice what was measured)."""
+    model = load_model(default_model_path(offline=name == "offline", torch_file=True))
+    assert model.cfg.bidirectional == (name == "offline")
+    (fm, fa), (qm, qa) = runtime_form(model), runtime_form(model, int8=True)
+    assert not fm["int8"] and qm["int8"]
+    assert len(qa["onnx"]) < 0.5 * len(fa["onnx"])  # int8 weights against float32
+    f, q = runtime.from_file_form(fm, fa), runtime.from_file_form(qm, qa)
+    same, errors, chars, mean_diff = 0, 0, 0, []
+    for path, _ in list(cathy_clips) + [(SAMPLE, None)]:
+        feats = log_mel(load_audio(path), f.fbank)
+        a, b = offline(f, feats), offline(q, feats)
+        assert a.shape == b.shape
+        ta, tb = text(a), text(b)
+        same += ta == tb
+        errors += jiwer.cer(ta, tb) * len(ta) if ta else len(tb)
+        chars += len(ta)
+        mean_diff.append(np.abs(a - b).mean())
+        assert np.mean(a.argmax(-1) == b.argmax(-1)) >= 0.85, path  # measured >= 0.92
+    assert same >= 0.6 * (len(cathy_clips) + 1)  # measured 6 and 8 of 9
+    assert errors / chars <= 0.03  # measured well under 0.01
+    assert max(mean_diff) <= 0.2 and np.mean(mean_diff) <= 0.06  # measured 0.10 and 0.03
+
+
+def test_export_int8_from_the_command_line(cli, tmp_path, tiny_model_path, tiny_models, cathy_clips):
+    out = tmp_path / "tiny-int8.npz"
+    r = cli("export", tiny_model_path, "-o", out, "--int8")
+    assert r.returncode == 0, r.stderr
+    meta, arrays = runtime.read_model_file(out)
+    assert meta["int8"] is True
+    assert len(arrays["onnx"]) < 0.5 * len(runtime_form(tiny_models[0])[1]["onnx"])
+    assert ", int8)" in cli("models", "--model", out).stdout
+    q, f = runtime.load(out), tiny_models[1]
+    same = sum(text(offline(q, feats)) == text(offline(f, feats)) == reference
+               for feats, reference in ((log_mel(load_audio(p), f.fbank), t) for p, t in cathy_clips))
+    assert same >= len(cathy_clips) - 1  # the tiny model knows these clips, in either form

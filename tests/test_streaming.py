@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from asr.decoding import greedy_text
 from asr.logmel import log_mel
 from asr.model import AcousticModel, ModelConfig
-from asr.runtime import StreamState, as_runtime
+from asr.export import as_runtime
+from asr.runtime import StreamState
 from asr.streaming import Recognizer
 from asr.transcribe import transcribe_array
 

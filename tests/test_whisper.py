@@ -12,7 +12,8 @@ import torch
 from asr import whisper
 from asr.audio import load_audio
 from asr.model import AcousticModel, WhisperEncoder
-from asr.runtime import ModelConfig, as_runtime
+from asr.export import as_runtime
+from asr.runtime import ModelConfig
 
 SMALL = whisper.EncoderDims(n_mels=80, n_ctx=400, d_model=32, n_heads=2, n_layers=2)
 
