@@ -47,7 +47,7 @@ PYPI_WEIGHTS = {
 }
 
 
-class WhisperError(Exception):
+class WhisperError(ValueError):
     """Weights that cannot be read. str() is one line naming the path."""
 
 
