@@ -405,6 +405,7 @@ class StreamingServer:
                     return ws
                 try:
                     reply, done = await self._reply(conn, message)
+                    msg = message = None  # not held while the client's next message is awaited
                 except ProtocolError as err:
                     await self._send(ws, {"error": str(err)})
                     await ws.close(code=err.code, message=str(err)[:120].encode())
@@ -509,7 +510,9 @@ class StreamingServer:
                     j.segments.append(seg)
                 if j.fed < len(j.pcm) or j.conn.stream.backlog >= sub:
                     carry.append(j)  # more of its message next tick, before it is answered
-                elif j.segments:
+                    continue
+                j.pcm, j.fed = b"", 0  # the message is done with (the worker's last batch is kept a while)
+                if j.segments:
                     done.append((j, j.conn.result(j.segments)))
                 else:
                     done.append((j, {"partial": j.conn.stream.partial()}))

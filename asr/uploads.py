@@ -7,9 +7,11 @@ An uploaded file is transcribed in a thread of its own, block by block (asr.tran
 - stops when its audio has passed the duration limit (a format whose length the header does
   not state exactly, or states wrongly, cannot run longer than the limit: `check_header`
   refuses the others before any work);
-- passes its turn to the upload that has waited longest, when one waits: `workers` jobs
-  compute at once and the others take turns, a block each, so a two-hour file cannot make
-  a two-second one wait for it (round robin, as an OS shares a CPU).
+- passes its turn when an upload that has had less audio done waits: `workers` jobs compute
+  at once and the others take turns, a block each, the next turn going to the job with the
+  least audio done so far (least attained service, as OS schedulers favour short jobs
+  without knowing their length). A new upload starts after the block in work, so a
+  two-hour file cannot make a two-second one wait for it; two long ones alternate.
 
 The threads are daemon threads: a job stuck in one long call cannot keep the process alive
 at shutdown (the server cancels every job, waits a moment, and exits).
@@ -17,7 +19,7 @@ at shutdown (the server cancels every job, waits a moment, and exits).
 from __future__ import annotations
 
 import asyncio
-import collections
+import itertools
 import threading
 
 from .audio import AudioError, info
@@ -61,20 +63,26 @@ def hms(seconds: float) -> str:
 
 
 class Turns:
-    """`workers` jobs compute at once; the others wait in arrival order (FIFO)."""
+    """`workers` jobs compute at once; of those waiting, the one with the least audio done
+    goes next (the one that came first among equals)."""
 
     def __init__(self, workers: int):
         self._cond = threading.Condition()
         self._free = workers
-        self._queue: collections.deque[Job] = collections.deque()
+        self._queue: list[Job] = []  # waiting, in arrival order
+        self._arrivals = itertools.count()
+
+    def _next(self) -> "Job":
+        return min(self._queue, key=lambda j: (j.seconds, j.arrival))
 
     def acquire(self, job: "Job", timeout: float | None = None) -> None:
         """Wait for a turn (Busy after `timeout` s; Cancelled when the job is cancelled meanwhile)."""
         with self._cond:
+            job.arrival = next(self._arrivals)
             self._queue.append(job)
             try:
                 ready = self._cond.wait_for(lambda: job.cancelled.is_set() or
-                                            (self._free > 0 and self._queue[0] is job), timeout)
+                                            (self._free > 0 and self._next() is job), timeout)
             finally:
                 self._queue.remove(job)
                 self._cond.notify_all()  # the next in line may be at the head now
@@ -92,9 +100,10 @@ class Turns:
                 self._free += 1
                 self._cond.notify_all()
 
-    def waiting(self) -> int:
+    def behind(self, job: "Job") -> bool:
+        """Whether a waiting job has had less audio done than `job` (and so should go first)."""
         with self._cond:
-            return len(self._queue)
+            return any(j.seconds < job.seconds for j in self._queue)
 
     def wake(self) -> None:
         """Let waiting jobs look at their cancel flag."""
@@ -110,6 +119,7 @@ class Job:
         self.turns = turns
         self.limit = limit
         self.seconds = 0.0  # audio consumed so far
+        self.arrival = 0  # when it last joined the queue (Turns)
         self.cancelled = threading.Event()
         self.holding = False  # has a turn now
         self.finished = threading.Event()  # set by its thread at the end
@@ -124,7 +134,7 @@ class Job:
             raise Cancelled
         if self.seconds > self.limit:
             raise TooLong(f"the audio lasts longer than the limit of {hms(self.limit)}")
-        if self.turns.waiting():  # another upload waits: go to the back of the line
+        if self.turns.behind(self):  # an upload with less done waits: let it go first
             self.turns.release(self)
             self.turns.acquire(self)
 
