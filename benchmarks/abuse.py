@@ -22,6 +22,10 @@ The attacks:
              connection until the stall timeout), and from a third address one form of
              50,000 4 KB text fields and 1000 requests with broken request lines (the log flood)
 
+And `memory`: the memory a WebSocket connection costs, 16 connections each sending one 1 MiB
+message (at 16 kHz, then at 1 kHz) and staying open: RSS before, at the peak, once all are
+answered (they hold their state), and after they have closed.
+
 Everything runs where the benchmark runs (pin it: `taskset -c 1 python benchmarks/abuse.py`
 puts the server, the attacker and the normal client on one core). The attacker runs in a
 thread of its own, so that its writes do not hold up the normal client's event loop.
@@ -43,17 +47,11 @@ import soundfile as sf
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
+from server_soak import rss_mb  # noqa: E402
+
 NORMAL = os.path.join(REPO, "asr", "samples", "cathy_a0046.flac")  # 3.7 s of speech
 ATTACKER, CLIENT = "127.0.0.2", "127.0.0.1"
 ATTACKER2 = "127.0.0.3"  # the flood's form and broken requests (127.0.0.2 holds its share of slow uploads)
-
-
-def rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def start(options: list[str], tmp: str, log_path: str) -> tuple[subprocess.Popen, str]:
@@ -125,8 +123,10 @@ def multipart_file(path: str) -> bytes:
             + b"\r\n--bb--\r\n")
 
 
-def head(port: int, length: int) -> bytes:
-    return (f"POST /v1/audio/transcriptions HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {length}\r\n"
+def head(port: int, length: int | None) -> bytes:
+    """A multipart POST's head; length None: a chunked body."""
+    size = f"Content-Length: {length}" if length is not None else "Transfer-Encoding: chunked"
+    return (f"POST /v1/audio/transcriptions HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{size}\r\n"
             "Content-Type: multipart/form-data; boundary=bb\r\n\r\n").encode()
 
 
@@ -185,10 +185,14 @@ async def flood(url: str, files: dict, until: float, tally: dict) -> None:
     fields = b"".join(b'--bb\r\nContent-Disposition: form-data; name="f%d"\r\n\r\n' % i + b"x" * 4096 + b"\r\n"
                       for i in range(50000)) + b"--bb--\r\n"
     reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(ATTACKER2, 0))
-    writer.write(head(port, len(fields)))
+    # chunked, without a Content-Length that would be refused at once (413): the fields themselves are read
+    writer.write(head(port, None))
     try:
-        writer.write(fields)
-        await asyncio.wait_for(writer.drain(), 30)
+        for i in range(0, len(fields), 1 << 16):
+            piece = fields[i:i + (1 << 16)]
+            writer.write(b"%x\r\n" % len(piece) + piece + b"\r\n")
+            await asyncio.wait_for(writer.drain(), 30)
+        writer.write(b"0\r\n\r\n")
     except (OSError, asyncio.TimeoutError):
         pass
     answer = await asyncio.wait_for(reader.read(200), 30)
@@ -255,6 +259,39 @@ def run_attack(name: str, proc, url: str, files: dict, seconds: float) -> dict:
             "attacker": tally}
 
 
+def ws_memory(proc, url: str, rate: int, n: int = 16) -> str:
+    from websockets.asyncio.client import connect
+    message = np.random.default_rng(2).integers(-3000, 3000, (1 << 19) - 1024).astype("<i2").tobytes()
+
+    async def main():
+        answered, hold = [0], asyncio.Event()
+
+        async def one():
+            async with connect(url.replace("http", "ws"), max_size=None, ping_interval=None,
+                               local_addr=(ATTACKER, 0)) as ws:
+                await ws.send('{"config": {"sample_rate": %d}}' % rate)
+                await ws.send(message)
+                await ws.recv()
+                answered[0] += 1
+                await hold.wait()
+                await ws.send('{"eof" : 1}')
+                await ws.recv()
+        before = peak = rss_mb(proc.pid)
+        t0 = time.monotonic()
+        clients = asyncio.gather(*(one() for _ in range(n)))
+        while answered[0] < n:
+            peak = max(peak, rss_mb(proc.pid))
+            await asyncio.sleep(0.05)
+        held, took = rss_mb(proc.pid), time.monotonic() - t0
+        hold.set()
+        await clients
+        await asyncio.sleep(6.0)
+        return (f"{n} connections x 1 MiB at {rate} Hz: RSS {before:.0f} MB before, peak {peak:.0f} "
+                f"(+{(peak - before) / n:.1f} MB a connection), {held:.0f} all answered and open, "
+                f"{rss_mb(proc.pid):.0f} after they closed; answered in {took:.1f} s")
+    return asyncio.run(main())
+
+
 def sigterm_during_upload(proc, url: str, files: dict) -> float:
     """Seconds from SIGTERM to the process's end, with a half-hour upload in work."""
     port = int(url.rsplit(":", 1)[1])
@@ -278,7 +315,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", help="model file (default: the bundled models, as `asr serve` runs)")
     p.add_argument("--seconds", type=float, default=20.0, help="how long each attack lasts (default: 20)")
-    p.add_argument("--attacks", default="bomb,amplify,flood")
+    p.add_argument("--attacks", default="bomb,amplify,flood,memory")
     args = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="asr-abuse-") as work:
         tmp = os.path.join(work, "server-tmp")
@@ -291,11 +328,15 @@ def main():
                   f"each attack {args.seconds:g} s", flush=True)
             print(f"{'attack':8s} {'RSS before':>10s} {'peak':>6s} {'after':>6s}   normal requests: "
                   f"{'ok/sent':>8s} {'p50 s':>6s} {'max s':>6s}   attacker's answers")
-            for name in args.attacks.split(","):
+            names = args.attacks.split(",")
+            for name in [n for n in names if n != "memory"]:
                 r = run_attack(name, proc, url, files, args.seconds)
                 print(f"{r['attack']:8s} {r['rss_before']:8.0f} MB {r['rss_peak']:6.0f} {r['rss_after']:6.0f}"
                       f"{'':19s}{r['ok']:>4d}/{r['normal']:<4d}{r['p50']:6.2f} {r['max']:6.2f}   {r['attacker']}",
                       flush=True)
+            if "memory" in names:
+                for rate in (16000, 1000):
+                    print(ws_memory(proc, url, rate), flush=True)
             with open(log_path) as f:
                 lines = f.read().splitlines()
             print(f"server log: {len(lines)} lines, {sum(' ERROR ' in x for x in lines)} at ERROR, "

@@ -21,27 +21,20 @@ from aiohttp import ClientSession, FormData, TCPConnector
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from asr.endpoint import EndpointConfig
-from asr.server import ServerConfig, StreamingServer
-from asr.streaming import Recognizer
-from asr.transcribe import transcribe
-
 from conftest import REPO
+from test_openai_api import serving
 
-TIMEOUT = 60
 LONG_SECONDS = 6000  # a long silent upload: ~10 s of work for the tiny model on this machine
 
 
-def serving(model, body, **config):
-    """Start a server on a free port, run body(server, "http://127.0.0.1:PORT"), stop it."""
-    async def main():
-        server = StreamingServer(Recognizer(model, endpoint=EndpointConfig()), ServerConfig(port=0, **config))
-        port = await server.start()
-        try:
-            return await asyncio.wait_for(body(server, f"http://127.0.0.1:{port}"), TIMEOUT)
-        finally:
-            await server.stop()
-    return asyncio.run(main())
+async def websocket(url, **kw):
+    """A client that sends eof at once: the final result, or the handshake's refusal status."""
+    try:
+        async with connect(url, **kw) as ws:
+            await ws.send('{"eof" : 1}')
+            return json.loads(await ws.recv())
+    except InvalidStatus as err:
+        return err.response.status_code
 
 
 @pytest.fixture(scope="module")
@@ -224,14 +217,6 @@ def test_a_websocket_message_costs_bounded_memory_whatever_its_rate(tiny_model, 
 def test_other_sites_and_other_host_names_are_refused(tiny_model, cathy_clips):
     clip, text = cathy_clips[3]
 
-    async def websocket(url, **kw):
-        try:
-            async with connect(url, **kw) as ws:
-                await ws.send('{"eof" : 1}')
-                return json.loads(await ws.recv())
-        except InvalidStatus as err:
-            return err.response.status_code
-
     async def body(server, url):
         port = int(url.rsplit(":", 1)[1])
         ws_url = url.replace("http", "ws")
@@ -272,14 +257,6 @@ def test_an_api_key_guards_the_api_and_websockets_not_the_page(tiny_model, cathy
     from openai import AsyncOpenAI, AuthenticationError
     clip, text = cathy_clips[4]
     key = "sk-test-0123456789"
-
-    async def websocket(url, **kw):
-        try:
-            async with connect(url, **kw) as ws:
-                await ws.send('{"eof" : 1}')
-                return json.loads(await ws.recv())
-        except InvalidStatus as err:
-            return err.response.status_code
 
     async def body(server, url):
         out = {}

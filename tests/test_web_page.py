@@ -75,6 +75,15 @@ def two_utterance_recording(model, cathy_clips, tmp_path):
     return played, wav, (text_a, text_b), expected
 
 
+def wait_for(condition, timeout) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return False
+
+
 def test_the_page_transcribes_its_microphone_and_a_chosen_file(tiny_live_model, cathy_clips, tmp_path):
     from selenium.webdriver.common.by import By
     played, wav, (text_a, text_b), expected = two_utterance_recording(tiny_live_model, cathy_clips, tmp_path)
@@ -85,14 +94,6 @@ def test_the_page_transcribes_its_microphone_and_a_chosen_file(tiny_live_model, 
     try:
         driver.get(f"http://127.0.0.1:{server.port}/")
         state = lambda: driver.find_element(By.TAG_NAME, "body").get_attribute("data-state")  # noqa: E731
-
-        def wait_for(condition, timeout):
-            end = time.monotonic() + timeout
-            while time.monotonic() < end:
-                if condition():
-                    return True
-                time.sleep(0.1)
-            return False
         driver.find_element(By.ID, "start").click()
         assert wait_for(lambda: state() == "listening", 30), driver.find_element(By.ID, "problem-text").text
         partials = set()
@@ -141,15 +142,6 @@ def test_the_page_transcribes_its_microphone_and_a_chosen_file(tiny_live_model, 
         driver.quit()
         if server is not None:
             server.stop()
-
-
-def wait_for(condition, timeout) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def test_the_page_asks_for_the_api_key_and_then_works_under_its_csp(tiny_live_model, cathy_clips, tmp_path):
