@@ -37,8 +37,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .audio import AudioError
-from .guard import client_key
 from .decoding import Result
+from .guard import client_key
 from .transcribe import transcribe
 from .uploads import Busy, Cancelled, Job, TooLong, Turns, check_header, run_in_thread
 from .writers import to_srt, to_vtt
@@ -155,15 +155,14 @@ class TranscriptionAPI:
               kind: str | None = None):
         """A JSON error in OpenAI's shape."""
         from aiohttp import web
-        kind = kind or ("invalid_request_error" if status < 500 else "server_error")  # OpenAI's types
-        body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
-        return web.json_response(body, status=status)
+        return web.json_response(TranscriptionAPI.error_body(status, message, param, code, kind), status=status)
 
     @staticmethod
-    def error_body(status: int, message: str) -> dict:
-        """error()'s JSON body (for answers made outside a handler)."""
-        return {"error": {"message": message, "type": "invalid_request_error" if status < 500 else "server_error",
-                          "param": None, "code": None}}
+    def error_body(status: int, message: str, param: str | None = None, code: str | None = None,
+                   kind: str | None = None) -> dict:
+        """error()'s JSON body (also for answers made outside a handler)."""
+        kind = kind or ("invalid_request_error" if status < 500 else "server_error")  # OpenAI's types
+        return {"error": {"message": message, "type": kind, "param": param, "code": code}}
 
     async def models(self, request):
         from aiohttp import web

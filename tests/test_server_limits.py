@@ -317,9 +317,11 @@ def test_bad_forms_and_requests_get_openai_errors_and_one_log_line(tiny_model, c
             many = {f"f{i}": "x" * 100 for i in range(65)}
             out["many_fields"] = (await post(s, url, form(clip, **many)))[:2]
             out["long_field"] = (await post(s, url, form(clip, prompt="x" * 5000)))[:2]
-            out["ok_fields"] = (await post(s, url, form(clip, prompt="x" * 4000, **{f"f{i}": "y" for i in range(60)})))[:2]
+            fine = {f"f{i}": "y" for i in range(60)}
+            out["ok_fields"] = (await post(s, url, form(clip, prompt="x" * 4000, **fine)))[:2]
         bodies = {
-            "no_blank_line": b'--bb\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\nRIFF\r\n--bb--\r\n',
+            "no_blank_line": b'--bb\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\n'
+                             b"RIFF\r\n--bb--\r\n",
             "nul_file_name": b'--bb\r\nContent-Disposition: form-data; name="file"; filename="a\x00.wav"\r\n\r\n'
                              + audio + b"\r\n--bb--\r\n",
             "bad_encoding": b'--bb\r\nContent-Disposition: form-data; name="prompt"\r\nContent-Transfer-Encoding: x\r\n'
