@@ -132,8 +132,9 @@ class Guard:
             given = query_key
         return hmac.compare_digest(given.encode(), key.encode())
 
-    def check(self, request, needs_key: bool) -> None:
-        """Raise Refused for a request that may not be served (needs_key: the API or a WebSocket)."""
+    def check(self, request, needs_key: bool, websocket: bool = False) -> None:
+        """Raise Refused for a request that may not be served (needs_key: the API or a WebSocket;
+        a WebSocket handshake may carry the key as ?api_key=)."""
         host = request.headers.get("Host")
         if not self.host_ok(host):
             raise Refused(403, f"Host {host[:100]!r} is not a name of this server; start it with "
@@ -143,8 +144,8 @@ class Guard:
             raise Refused(403, f"cross-origin request from {origin[:100]!r} refused; start the server with "
                                "--allow-origin ORIGIN to allow that site", "origin_not_allowed")
         if needs_key and not self.key_ok(request.headers.get("Authorization"),
-                                         request.query.get("api_key") if request.method == "GET" else None):
-            given = "Authorization" in request.headers or "api_key" in request.query
+                                         request.query.get("api_key") if websocket else None):
+            given = "Authorization" in request.headers or (websocket and "api_key" in request.query)
             raise Refused(401, "incorrect API key provided" if given else
                           "this server needs an API key: send `Authorization: Bearer KEY`", "invalid_api_key")
 

@@ -305,7 +305,7 @@ class StreamingServer:
         from aiohttp import web
         websocket = request.headers.get("Upgrade", "").lower() == "websocket"
         try:
-            self.guard.check(request, needs_key=websocket or request.path.startswith("/v1/"))
+            self.guard.check(request, needs_key=websocket or request.path.startswith("/v1/"), websocket=websocket)
         except Refused as err:
             log.info("refused %s %s from %s: %s", request.method, request.path[:100], request.remote, err)
             response = self.api.error(err.status, str(err), code=err.code)
