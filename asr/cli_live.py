@@ -149,7 +149,7 @@ def add_serve(sub) -> None:
                         f"(default: {d.max_uploads})")
     p.add_argument("--max-per-client", type=int, default=d.max_per_client, metavar="N",
                    help="WebSocket connections and HTTP requests in progress one client address may have; "
-                        f"beyond, HTTP 429 (default: {d.max_per_client}; behind a proxy every client has its address)")
+                        f"beyond, HTTP 429 (default: {d.max_per_client}; behind a proxy all clients share its address)")
     g = p.add_argument_group("who may use the server (docs/live.md)")
     g.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
                    help="let pages from ORIGIN (https://example.com, as the browser sends it; * for any) use the "
