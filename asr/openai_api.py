@@ -124,6 +124,7 @@ class TranscriptionAPI:
         self.turns = Turns(self.config.upload_workers)
         self.jobs: dict[Job, str] = {}  # uploads in work -> their client
         self.folders: set[str] = set()  # temporary upload folders in use
+        self.handlers: set[asyncio.Task] = set()  # upload requests in progress (receiving or in work)
         rec = server.recognizer
         self.files = files or [FileModel(rec.model, rec.make_decoder, rec.endpoint)]
         self.uploads = 0  # transcriptions done (for tests and benchmarks)
@@ -135,9 +136,12 @@ class TranscriptionAPI:
         return next((f for f in self.files if f.id == name.strip()), self.files[0])
 
     def cancel_all(self) -> None:
-        """Stop every upload in work (the server is stopping): each ends at its next block."""
+        """Stop every upload (the server is stopping): those in work end at their next block,
+        those still arriving at once (their handlers are cancelled; their folders removed)."""
         for job in list(self.jobs):
             job.cancel()
+        for task in list(self.handlers):
+            task.cancel()
 
     def close(self, wait: float = 2.0) -> None:
         """Cancel the uploads, give their threads `wait` seconds to end, remove what they left."""
@@ -174,6 +178,8 @@ class TranscriptionAPI:
         from aiohttp import web
         tmp = tempfile.TemporaryDirectory(prefix="asr-upload-")
         self.folders.add(tmp.name)
+        task = asyncio.current_task()
+        self.handlers.add(task)
         try:
             try:
                 async with asyncio.timeout(self.config.stall_timeout):
@@ -213,6 +219,7 @@ class TranscriptionAPI:
             log.info("refused an upload from %s: %d %s", request.remote, err.status, err)
             return response
         finally:
+            self.handlers.discard(task)
             tmp.cleanup()
             self.folders.discard(tmp.name)
         if fmt == "json":
@@ -244,7 +251,11 @@ class TranscriptionAPI:
         job = Job(self.turns, self.config.max_audio_seconds)
         self.jobs[job] = client
         future = run_in_thread(self._transcribe, chosen, path, job)
-        future.add_done_callback(lambda _: self.jobs.pop(job, None))
+
+        def finished(f):
+            self.jobs.pop(job, None)
+            f.exception()  # looked at: a job whose handler is gone (the server stopping) ends quietly
+        future.add_done_callback(finished)
         try:
             while not future.done():
                 await asyncio.wait([future], timeout=POLL_SECONDS)

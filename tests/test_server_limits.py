@@ -356,11 +356,16 @@ def test_bad_forms_and_requests_get_openai_errors_and_one_log_line(tiny_model, c
 # ---------------------------------------------------------------- 11: SIGTERM
 def test_sigterm_stops_the_server_within_seconds_during_uploads_leaving_nothing(tiny_model_path, long_flac, tmp_path):
     """One upload in work (a long file) and one half sent: the process ends within a few
-    seconds of SIGTERM (SIGINT has the same handler), and no temporary upload folder is left."""
+    seconds of SIGTERM (SIGINT has the same handler), and no temporary upload folder is left.
+    The model is exported for the runtime first, as `asr serve` is run: a process that has
+    imported torch takes ~3 s more to end on a busy machine, whatever the server does."""
+    from asr.export import export
+    model = tmp_path / "tiny.npz"
+    export(tiny_model_path, model)
     tmp = tmp_path / "tmp"
     tmp.mkdir()
     env = dict(os.environ, PYTHONPATH=str(REPO), TMPDIR=str(tmp))
-    proc = subprocess.Popen([sys.executable, "-m", "asr", "serve", "--port", "0", "--model", str(tiny_model_path)],
+    proc = subprocess.Popen([sys.executable, "-m", "asr", "serve", "--port", "0", "--model", str(model)],
                             stderr=subprocess.PIPE, text=True, env=env)
     try:
         url = None
@@ -394,7 +399,7 @@ def test_sigterm_stops_the_server_within_seconds_during_uploads_leaving_nothing(
             return time.monotonic() - t0
         took = asyncio.run(uploads())
         assert proc.poll() == 0, proc.poll()
-        assert took < 5.0, took
+        assert took < 3.0, took
         assert [p.name for p in tmp.iterdir() if p.name.startswith("asr-")] == []
     finally:
         if proc.poll() is None:
