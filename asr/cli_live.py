@@ -140,6 +140,26 @@ def add_serve(sub) -> None:
                         f"within S seconds (default: {d.stall_timeout:g})")
     p.add_argument("--max-upload", type=int, default=d.max_upload, metavar="BYTES",
                    help=f"largest file accepted by the HTTP API (default: {d.max_upload}, OpenAI's 25 MiB)")
+    p.add_argument("--max-audio-seconds", type=float, default=d.max_audio_seconds, metavar="S",
+                   help=f"refuse an upload whose audio lasts longer (default: {d.max_audio_seconds:g}, 2 h)")
+    p.add_argument("--upload-workers", type=int, default=d.upload_workers, metavar="N",
+                   help=f"uploads transcribed at once; the others take turns with them (default: {d.upload_workers})")
+    p.add_argument("--max-uploads", type=int, default=d.max_uploads, metavar="N",
+                   help="uploads in work at once, a quarter of them from one client; beyond, HTTP 503 "
+                        f"(default: {d.max_uploads})")
+    p.add_argument("--max-per-client", type=int, default=d.max_per_client, metavar="N",
+                   help="WebSocket connections and HTTP requests in progress one client address may have; "
+                        f"beyond, HTTP 429 (default: {d.max_per_client}; behind a proxy all clients share its address)")
+    g = p.add_argument_group("who may use the server (docs/live.md)")
+    g.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
+                   help="let pages from ORIGIN (https://example.com, as the browser sends it; * for any) use the "
+                        "server; repeatable. By default only the server's own page may")
+    g.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                   help="serve requests for the host name NAME (besides IP addresses, localhost and --host; * for "
+                        "any): the names a reverse proxy or DNS gives the server; repeatable")
+    g.add_argument("--api-key", default=os.environ.get("ASR_API_KEY"), metavar="KEY",
+                   help="require KEY on the API and WebSockets (Authorization: Bearer KEY, as OpenAI clients send "
+                        "it; the page asks for it). Default: $ASR_API_KEY, else none")
     add_model_option(p)
     add_decoder_options(p)
     add_endpoint_options(p)
@@ -183,7 +203,10 @@ def cmd_serve(args) -> int:
         config = ServerConfig(host=args.host, port=args.port, sample_rate=args.sample_rate,
                               max_connections=args.max_connections, idle_timeout=args.idle_timeout,
                               max_message=args.max_message, stall_timeout=args.stall_timeout,
-                              max_upload=args.max_upload)
+                              max_upload=args.max_upload, max_audio_seconds=args.max_audio_seconds,
+                              upload_workers=args.upload_workers, max_uploads=args.max_uploads,
+                              max_per_client=args.max_per_client, allow_origins=tuple(args.allow_origin),
+                              allow_hosts=tuple(args.allow_host), api_key=args.api_key)
     except ValueError as err:
         error(str(err))
         return EXIT_USAGE

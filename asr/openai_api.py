@@ -13,9 +13,13 @@ reader, decoder, language model and endpointing), so texts and times are the sam
 started without --model offers the bundled offline model (the default, as for `asr transcribe`)
 and the streaming one; `model` picks one by its id and any other name (`whisper-1`) gets the
 default. The upload is streamed to
-a temporary file (at most `max_upload` bytes, within `stall_timeout` seconds) and decoded in a
-thread pool of its own: the event loop and the live streams' worker go on meanwhile. Errors come in OpenAI's shape, {"error": {"message", "type", "param",
-"code"}}, with a 4xx status for anything the client sent.
+a temporary file (at most `max_upload` bytes, within `stall_timeout` seconds; text fields at
+most FIELD_BYTES each and MAX_FIELDS in all) and decoded in a thread of its own: the event loop
+and the live streams' worker go on meanwhile. Uploads take turns (asr/uploads.py): a file whose
+audio lasts longer than `max_audio_seconds` is refused, work stops when its client goes away,
+and at most `max_uploads` files are in work at once (a quarter of them from one client).
+Errors come in OpenAI's shape, {"error": {"message", "type", "param", "code"}}, with a 4xx
+status for anything the client sent.
 """
 from __future__ import annotations
 
@@ -25,16 +29,18 @@ import logging
 import math
 import os
 import re
+import shutil
 import tempfile
 import time
 import zlib
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable
 
 from .audio import AudioError
 from .decoding import Result
+from .guard import client_key
 from .transcribe import transcribe
+from .uploads import Busy, Cancelled, Job, TooLong, Turns, check_header, run_in_thread
 from .writers import to_srt, to_vtt
 
 log = logging.getLogger("asr.server.http")
@@ -42,14 +48,20 @@ log = logging.getLogger("asr.server.http")
 RESPONSE_FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
 GRANULARITIES = ("segment", "word")
 ENGLISH = {"en", "eng", "english"}
+FIELD_BYTES = 4096  # most bytes of one text field of the form
+MAX_FIELDS = 64  # most text fields in one form
+FIRST_TURN_WAIT = 30.0  # seconds an upload may wait for its first turn before it is refused (503)
+RETRY_AFTER = 5  # seconds, the Retry-After of a 503/429
+POLL_SECONDS = 0.2  # how often a handler looks whether its client is still there
 
 
 class RequestError(Exception):
     """A request the API refuses: status, message, offending parameter, code."""
 
-    def __init__(self, status: int, message: str, param: str | None = None, code: str | None = None):
+    def __init__(self, status: int, message: str, param: str | None = None, code: str | None = None,
+                 retry_after: int | None = None):
         super().__init__(message)
-        self.status, self.param, self.code = status, param, code
+        self.status, self.param, self.code, self.retry_after = status, param, code, retry_after
 
 
 def compression_ratio(text: str) -> float:
@@ -106,21 +118,40 @@ class TranscriptionAPI:
     def __init__(self, server, files: list[FileModel] | None = None):
         self.server = server
         self.config = server.config
-        # Not at a lower OS priority: the thread holds the GIL for stretches of the beam search,
-        # and a descheduled holder stalls the live worker and the event loop (measured: replies
-        # up to 25 s late on a busy machine with nice +10).
-        self._pool = ThreadPoolExecutor(self.config.upload_workers, thread_name_prefix="asr-upload")
+        # The upload threads are not at a lower OS priority: they hold the GIL for stretches of
+        # the beam search, and a descheduled holder stalls the live worker and the event loop
+        # (measured: replies up to 25 s late on a busy machine with nice +10).
+        self.turns = Turns(self.config.upload_workers)
+        self.jobs: dict[Job, str] = {}  # uploads in work -> their client
+        self.folders: set[str] = set()  # temporary upload folders in use
+        self.handlers: set[asyncio.Task] = set()  # upload requests in progress (receiving or in work)
         rec = server.recognizer
         self.files = files or [FileModel(rec.model, rec.make_decoder, rec.endpoint)]
         self.uploads = 0  # transcriptions done (for tests and benchmarks)
+        self.cancelled = 0  # transcriptions stopped because their client went away
 
     def file_model(self, name: str) -> FileModel:
         """The model a request names (by id), else the default: clients made for OpenAI send
         `whisper-1`, and whisper.cpp's and faster-whisper's servers answer those too."""
         return next((f for f in self.files if f.id == name.strip()), self.files[0])
 
-    def close(self) -> None:
-        self._pool.shutdown(wait=True)
+    def cancel_all(self) -> None:
+        """Stop every upload (the server is stopping): those in work end at their next block,
+        those still arriving at once (their handlers are cancelled; their folders removed)."""
+        for job in list(self.jobs):
+            job.cancel()
+        for task in list(self.handlers):
+            task.cancel()
+
+    def close(self, wait: float = 2.0) -> None:
+        """Cancel the uploads, give their threads `wait` seconds to end, remove what they left."""
+        self.cancel_all()
+        end = time.monotonic() + wait
+        for job in list(self.jobs):
+            job.finished.wait(max(0.0, end - time.monotonic()))
+        for folder in list(self.folders):
+            shutil.rmtree(folder, ignore_errors=True)
+            self.folders.discard(folder)
 
     # ------------------------------------------------------------------ responses
     @staticmethod
@@ -128,9 +159,14 @@ class TranscriptionAPI:
               kind: str | None = None):
         """A JSON error in OpenAI's shape."""
         from aiohttp import web
+        return web.json_response(TranscriptionAPI.error_body(status, message, param, code, kind), status=status)
+
+    @staticmethod
+    def error_body(status: int, message: str, param: str | None = None, code: str | None = None,
+                   kind: str | None = None) -> dict:
+        """error()'s JSON body (also for answers made outside a handler)."""
         kind = kind or ("invalid_request_error" if status < 500 else "server_error")  # OpenAI's types
-        body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
-        return web.json_response(body, status=status)
+        return {"error": {"message": message, "type": kind, "param": param, "code": code}}
 
     async def models(self, request):
         from aiohttp import web
@@ -141,6 +177,9 @@ class TranscriptionAPI:
     async def transcriptions(self, request):
         from aiohttp import web
         tmp = tempfile.TemporaryDirectory(prefix="asr-upload-")
+        self.folders.add(tmp.name)
+        task = asyncio.current_task()
+        self.handlers.add(task)
         try:
             try:
                 async with asyncio.timeout(self.config.stall_timeout):
@@ -151,9 +190,22 @@ class TranscriptionAPI:
                 raise RequestError(408, f"the upload did not arrive within {self.config.stall_timeout:g} s") from None
             t0 = time.perf_counter()
             try:
-                result = await asyncio.get_running_loop().run_in_executor(self._pool, self._transcribe, chosen, path)
+                result = await self._work(request, chosen, path)
+            except RequestError:
+                raise
             except AudioError as err:
                 raise RequestError(400, f"{filename}: {err.reason}", "file", "invalid_audio") from None
+            except TooLong as err:
+                raise RequestError(400, f"{filename}: {err}", "file", "audio_too_long") from None
+            except Busy:
+                raise RequestError(503, "every upload worker is busy; try again later", code="server_busy",
+                                   retry_after=RETRY_AFTER) from None
+            except Cancelled:
+                if self._gone(request):
+                    self.cancelled += 1
+                    log.info("%s: its client went away; transcription stopped", filename)
+                    return web.Response(status=499)  # nobody reads it (nginx's code for this case)
+                raise RequestError(503, "the server is shutting down", code="server_shutting_down") from None
             except Exception as err:  # a bug met on this file: say so in the API's shape, serve on
                 log.exception("transcribing %s failed", filename)
                 raise RequestError(500, f"{filename}: internal error ({type(err).__name__})") from None
@@ -161,10 +213,15 @@ class TranscriptionAPI:
             log.info("transcribed %s (%.1f s of audio) in %.2f s", filename, result.duration, time.perf_counter() - t0)
         except RequestError as err:
             response = self.error(err.status, str(err), err.param, err.code)
+            if err.retry_after is not None:
+                response.headers["Retry-After"] = str(err.retry_after)
             response.force_close()  # the rest of a refused body is not read: end the connection
+            log.info("refused an upload from %s: %d %s", request.remote, err.status, err)
             return response
         finally:
+            self.handlers.discard(task)
             tmp.cleanup()
+            self.folders.discard(tmp.name)
         if fmt == "json":
             return web.json_response({"text": result.text}, dumps=lambda o: json.dumps(o, ensure_ascii=False))
         if fmt == "verbose_json":
@@ -175,9 +232,51 @@ class TranscriptionAPI:
                             "text/vtt" if fmt == "vtt" else "text/plain", charset="utf-8")
 
     @staticmethod
-    def _transcribe(chosen: FileModel, path: str) -> Result:
-        """The upload thread: the file as `asr transcribe --model ID` transcribes it."""
-        return transcribe(chosen.model, path, chosen.make_decoder, endpoint=chosen.endpoint)
+    def _gone(request) -> bool:
+        """Whether the request's client has closed its connection."""
+        return request.transport is None or request.transport.is_closing()
+
+    async def _work(self, request, chosen: FileModel, path: str) -> Result:
+        """Transcribe in a thread of its own, taking turns with the other uploads; cancelled
+        when the client goes away (looked at every POLL_SECONDS) or the handler is cancelled."""
+        client = client_key(request.remote)
+        per_client = max(1, self.config.max_uploads // 4)
+        if len(self.jobs) >= self.config.max_uploads:
+            raise RequestError(503, f"{len(self.jobs)} uploads are in work, the most this server takes; "
+                                    "try again later", code="server_busy", retry_after=RETRY_AFTER)
+        if sum(c == client for c in self.jobs.values()) >= per_client:
+            raise RequestError(429, f"{per_client} of your uploads are in work already, the most one client "
+                                    "may have; wait for one to finish", code="rate_limit_exceeded",
+                               retry_after=RETRY_AFTER)
+        job = Job(self.turns, self.config.max_audio_seconds)
+        self.jobs[job] = client
+        future = run_in_thread(self._transcribe, chosen, path, job)
+
+        def finished(f):
+            self.jobs.pop(job, None)
+            f.exception()  # looked at: a job whose handler is gone (the server stopping) ends quietly
+        future.add_done_callback(finished)
+        try:
+            while not future.done():
+                await asyncio.wait([future], timeout=POLL_SECONDS)
+                if not future.done() and self._gone(request):
+                    job.cancel()
+                    await future  # raises Cancelled within a block of audio
+            return future.result()
+        except asyncio.CancelledError:  # the server is stopping
+            job.cancel()
+            raise
+
+    @staticmethod
+    def _transcribe(chosen: FileModel, path: str, job: Job) -> Result:
+        """The upload thread: the file as `asr transcribe --model ID` transcribes it, refused
+        first if its header says it is too long, and stopped between blocks by the job."""
+        try:
+            check_header(path, job.limit)
+            return job.run(lambda: transcribe(chosen.model, path, chosen.make_decoder, endpoint=chosen.endpoint,
+                                              on_progress=job.progress), FIRST_TURN_WAIT)
+        finally:
+            job.finished.set()
 
     async def _receive(self, request, folder: str) -> tuple[dict[str, list[str]], str, str]:
         """Read the multipart form: its text fields, and its file streamed to `folder`."""
@@ -188,8 +287,10 @@ class TranscriptionAPI:
         if request.content_length is not None and request.content_length > limit + (1 << 16):
             raise RequestError(413, f"the upload is {request.content_length} bytes; the limit is {limit}", "file",
                                "file_too_large")
+        from aiohttp.http_exceptions import HttpProcessingError
         fields: dict[str, list[str]] = {}
         path = filename = None
+        n_fields = 0
         try:
             reader = await request.multipart()
             while (part := await reader.next()) is not None:
@@ -207,18 +308,26 @@ class TranscriptionAPI:
                     if size == 0:
                         raise RequestError(400, f"{filename}: empty file (0 bytes)", "file", "empty_file")
                 elif part.filename is None and part.name:
-                    value = await part.read(decode=True)
-                    if len(value) > 4096:
-                        raise RequestError(400, f"form field {part.name!r} is too long", part.name)
-                    fields.setdefault(part.name, []).append(value.decode("utf-8", "replace"))
-                else:
-                    await part.release()  # another file: not ours to read
+                    n_fields += 1
+                    if n_fields > MAX_FIELDS:
+                        raise RequestError(400, f"more than {MAX_FIELDS} form fields", None, "too_many_fields")
+                    value = await _read_field(part)
+                    fields.setdefault(part.name[:100], []).append(value)
+                else:  # another file: not ours to read; counted against the limit as it passes
+                    size = 0
+                    while chunk := await part.read_chunk(1 << 16):
+                        size += len(chunk)
+                        if size > limit:
+                            raise RequestError(413, f"a form part is larger than the limit of {limit} bytes",
+                                               None, "file_too_large")
         except RequestError:
             raise
         except ConnectionError:  # the client hung up mid-upload: nobody to answer
             raise RequestError(400, "the upload was cut off") from None
-        except (ValueError, AssertionError, KeyError, LookupError, UnicodeError) as err:
-            raise RequestError(400, f"malformed multipart/form-data body: {err or type(err).__name__}") from None
+        except (ValueError, AssertionError, KeyError, LookupError, UnicodeError, RuntimeError,
+                HttpProcessingError) as err:
+            reason = str(getattr(err, "message", None) or err or type(err).__name__).split("\n")[0]
+            raise RequestError(400, f"malformed multipart/form-data body: {_printable(reason, 200)}") from None
         if path is None:
             raise RequestError(400, "no `file` field in the form: send the audio as multipart field `file`", "file")
         return fields, path, filename
@@ -246,8 +355,26 @@ class TranscriptionAPI:
         return fmt, granularities
 
 
+async def _read_field(part) -> str:
+    """A text field's value, at most FIELD_BYTES (read no further: RequestError beyond)."""
+    data = bytearray()
+    while chunk := await part.read_chunk(FIELD_BYTES + 1):
+        data += chunk
+        if len(data) > FIELD_BYTES:
+            break
+    else:
+        data = part.decode(data)  # base64, gzip, ...: still at most FIELD_BYTES when decoded
+    if len(data) > FIELD_BYTES:
+        raise RequestError(400, f"form field {_printable(part.name, 100)!r} is longer than {FIELD_BYTES} bytes",
+                           _printable(part.name, 100), "field_too_long")
+    return bytes(data).decode("utf-8", "replace")
+
+
+def _printable(text: str, limit: int) -> str:
+    """text with unprintable characters as '?', at most `limit` characters."""
+    return "".join(c if c.isprintable() else "?" for c in text)[:limit]
+
+
 def _safe_name(name: str) -> str:
     """The client's file name, for messages only: its last component, printable, short."""
-    name = re.split(r"[\\/]", name)[-1]
-    name = "".join(c if c.isprintable() else "?" for c in name)[:100]
-    return name or "upload"
+    return _printable(re.split(r"[\\/]", name)[-1], 100) or "upload"

@@ -30,16 +30,22 @@ per-connection read buffers); `websockets` cannot: its server answers GET reques
 
 Throughput: every connection's chunk goes to one worker, which runs the model over all the
 streams that have audio in ONE batched step per tick (`Recognizer.step`), in a thread so the
-event loop keeps serving sockets meanwhile. A connection has at most one chunk in the worker
-(it reads its next message after the reply), so buffers stay bounded: the worker's one chunk
-plus aiohttp's read buffer (64 KiB, then it stops reading the socket) and one message of at
-most `max_message` bytes.
+event loop keeps serving sockets meanwhile. A connection has at most one message in the worker
+(it reads its next message after the reply), and the worker takes at most `step_seconds` of a
+message's audio a tick (resampled, framed and stepped), so what a connection holds is bounded:
+its one message of at most `max_message` bytes, aiohttp's read buffer (64 KiB, then it stops
+reading the socket) and about a second of audio on its way through the model, whatever the
+sample rate (docs/live.md gives the measured figure).
+
+Who may connect, and how much one client may hold: asr/guard.py (Host, Origin, API key,
+--max-per-client).
 """
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
+import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +54,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .audio import FRAMES_PER_SECOND, Resampler, pcm16_to_float, sample_rate_problem
+from .guard import HEADERS, PAGE_CSP, PAGE_HEADERS, Guard, PerClient, Refused, quiet_parse_errors
 
 if TYPE_CHECKING:  # not at run time: `asr serve --help` reads ServerConfig without loading torch
     from .decoding import Segment
@@ -77,6 +84,9 @@ def release_memory() -> None:
         pass
 
 
+SHUTDOWN_SECONDS = 2.0  # at a stop, how long requests in progress may take to end before they are cancelled
+
+
 @dataclass(frozen=True)
 class ServerConfig:
     host: str = "127.0.0.1"
@@ -87,19 +97,34 @@ class ServerConfig:
     idle_timeout: float = 60.0  # seconds without a message (or a request) before the server closes
     stall_timeout: float = 120.0  # seconds waited for a client beyond its audio's length; an upload's deadline
     max_upload: int = 25 << 20  # bytes of one uploaded file (OpenAI's limit is 25 MB)
-    upload_workers: int = 1  # files transcribed at once (the others wait their turn)
+    upload_workers: int = 1  # files transcribed at once (the others take turns with them)
+    max_uploads: int = 8  # files in work at once (computing or waiting for a turn), a quarter per client
+    max_audio_seconds: float = 7200.0  # longest audio an upload may hold (decoded duration)
+    max_per_client: int = 32  # WebSocket connections and HTTP requests in progress of one client address
     step_seconds: float = 1.0  # most audio of one stream per model step (keeps batches even)
     words: bool = True  # default of the `words` config key
     max_alternatives: int = 0  # default of the `max_alternatives` config key
+    allow_origins: tuple[str, ...] = ()  # other sites whose pages may use the server ("*": any)
+    allow_hosts: tuple[str, ...] = ()  # Host names served besides IP literals, localhost and `host` ("*": any)
+    api_key: str | None = field(default=None, repr=False)  # required on the API and WebSockets when set
 
     def __post_init__(self):
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port {self.port}: must be 0..65535")
         for name in ("sample_rate", "max_connections", "max_message", "max_upload", "upload_workers", "idle_timeout",
-                     "stall_timeout", "step_seconds"):
+                     "stall_timeout", "step_seconds", "max_uploads", "max_audio_seconds", "max_per_client"):
             value = getattr(self, name)
             if not 0 < value < float("inf"):
                 raise ValueError(f"{name} must be a positive number (got {value})")
+        for origin in self.allow_origins:
+            if origin != "*" and not re.fullmatch(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^/?#\s]+", origin):
+                raise ValueError(f"allowed origin {origin!r}: must be SCHEME://HOST[:PORT] "
+                                 "(as a browser sends it, e.g. https://example.com) or *")
+        for host in self.allow_hosts:
+            if not re.fullmatch(r"[a-zA-Z0-9.*:\[\]-]+", host):
+                raise ValueError(f"allowed host {host!r}: must be a host name (example.com) or *")
+        if self.api_key is not None and not self.api_key.strip():
+            raise ValueError("the API key must not be empty")
 
 
 class ProtocolError(Exception):
@@ -120,6 +145,7 @@ class Job:
     conn: "Connection"
     pcm: bytes | None  # audio to feed, or None for eof
     future: asyncio.Future
+    fed: int = 0  # bytes of pcm fed to the stream so far (a step_seconds piece a tick)
     segments: list[Segment] = field(default_factory=list)  # endpoints met while stepping it
 
 
@@ -201,6 +227,8 @@ class StreamingServer:
         self.active = 0  # WebSocket connections and HTTP requests in progress (max_connections)
         self.port: int | None = None
         self.api = TranscriptionAPI(self, files)
+        self.guard = Guard(config)
+        self.per_client = PerClient(config.max_per_client)
         self._jobs: list[Job] = []
         self._wake: asyncio.Event | None = None
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="asr-step")
@@ -220,15 +248,17 @@ class StreamingServer:
         # client_max_size: the most a handler may read into memory at once (the upload itself
         # is streamed to a file and bounded by max_upload)
         app = web.Application(middlewares=[self._limit], client_max_size=1 << 20)
+        app.on_response_prepare.append(self._headers)
         app.router.add_get("/v1/models", self.api.models)
         app.router.add_post("/v1/audio/transcriptions", self.api.transcriptions)
         app.router.add_route("*", "/{path:.*}", self._any)
         app.on_shutdown.append(self._close_sockets)
         # keepalive_timeout: a connection that completes no request (slow or no headers) is
         # closed after it, as an idle WebSocket is
-        self._runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=5.0,
+        self._runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=SHUTDOWN_SECONDS,
                                      keepalive_timeout=self.config.idle_timeout)
         await self._runner.setup()
+        quiet_parse_errors(self._runner.server, self.api.error_body)
         site = web.TCPSite(self._runner, self.config.host, self.config.port)
         try:
             await site.start()
@@ -240,6 +270,7 @@ class StreamingServer:
         return self.port
 
     async def stop(self) -> None:
+        self.api.cancel_all()  # uploads in work end at their next block of audio
         if self._runner is not None:
             await self._runner.cleanup()
         if self._worker is not None:
@@ -267,15 +298,52 @@ class StreamingServer:
 
     # ------------------------------------------------------------------ HTTP
     async def _limit(self, request, handler):
-        """Middleware: max_connections counts WebSocket connections and HTTP requests in progress."""
+        """Middleware: who may connect (asr/guard.py), then max_connections and max_per_client,
+        which count WebSocket connections and HTTP requests in progress."""
+        from aiohttp import web
+        websocket = request.headers.get("Upgrade", "").lower() == "websocket"
+        try:
+            self.guard.check(request, needs_key=websocket or request.path.startswith("/v1/"), websocket=websocket)
+        except Refused as err:
+            log.info("refused %s %s from %s: %s", request.method, request.path[:100], request.remote, err)
+            response = self.api.error(err.status, str(err), code=err.code)
+            if err.status == 401:
+                response.headers["WWW-Authenticate"] = "Bearer"
+            return response
         if self.active >= self.config.max_connections:
-            return self.api.error(503, "too many connections; try again later", kind="server_error")
+            return self._busy(503, "too many connections; try again later", "server_busy")
+        client = self.per_client.take(request.remote)
+        if client is None:
+            return self._busy(429, f"this client has {self.config.max_per_client} connections and requests in "
+                                   "progress, the most one client may have", "rate_limit_exceeded")
         self.active += 1
         try:
             return await handler(request)
+        except web.HTTPException:
+            raise
+        except Exception as err:  # a bug: its traceback in the log, an answer in the API's shape
+            log.exception("%s %s failed", request.method, request.path[:100])
+            return self.api.error(500, f"internal error ({type(err).__name__})")
         finally:
             self.active -= 1
+            self.per_client.give_back(client)
     _limit.__middleware_version__ = 1  # aiohttp's marker for new-style middlewares
+
+    def _busy(self, status: int, message: str, code: str):
+        from .openai_api import RETRY_AFTER
+        response = self.api.error(status, message, code=code)
+        response.headers["Retry-After"] = str(RETRY_AFTER)
+        return response
+
+    @staticmethod
+    async def _headers(request, response) -> None:
+        """Every response: no MIME sniffing, no referrer; the page: its CSP, never in a frame."""
+        response.headers.update(HEADERS)
+        if response.content_type == "text/html" or (response.headers.get("Content-Type") or "").startswith("text/html"):
+            host = request.headers.get("Host", "")
+            sockets = f"ws://{host} wss://{host}" if re.fullmatch(r"[A-Za-z0-9.:\[\]-]+", host) else ""
+            response.headers["Content-Security-Policy"] = PAGE_CSP.format(sockets=sockets)
+            response.headers.update(PAGE_HEADERS)
 
     async def _any(self, request):
         """A WebSocket upgrade on any path speaks the Vosk protocol; GET / is the page."""
@@ -335,6 +403,7 @@ class StreamingServer:
                     return ws
                 try:
                     reply, done = await self._reply(conn, message)
+                    msg = message = None  # not held while the client's next message is awaited
                 except ProtocolError as err:
                     await self._send(ws, {"error": str(err)})
                     await ws.close(code=err.code, message=str(err)[:120].encode())
@@ -424,9 +493,12 @@ class StreamingServer:
         ending = [j for j in jobs if j.pcm is None]
         going = [j for j in jobs if j.pcm is not None]
         for j in going:
-            if j.pcm:
-                j.conn.stream.feed(j.conn.samples(j.pcm))
-                j.pcm = b""
+            # a step's worth of the message at a time: resampling, analysis windows and features
+            # of a whole message (32 s at 16 kHz, 9 min at 1 kHz) would cost ~30-600 MB at once
+            if j.fed < len(j.pcm) and j.conn.stream.backlog < self._max_frames:
+                piece = memoryview(j.pcm)[j.fed:j.fed + 2 * max(1, int(self.config.step_seconds * j.conn.sample_rate))]
+                j.fed += len(piece)
+                j.conn.stream.feed(j.conn.samples(piece))
         done, carry = [], []
         if going:
             self.recognizer.step([j.conn.stream for j in going], max_frames=self._max_frames)
@@ -434,9 +506,11 @@ class StreamingServer:
             for j in going:
                 while (seg := j.conn.stream.endpoint()) is not None:
                     j.segments.append(seg)
-                if j.conn.stream.backlog >= sub:
-                    carry.append(j)  # more of its chunk next tick, before it is answered
-                elif j.segments:
+                if j.fed < len(j.pcm) or j.conn.stream.backlog >= sub:
+                    carry.append(j)  # more of its message next tick, before it is answered
+                    continue
+                j.pcm, j.fed = b"", 0  # the message is done with (the worker's last batch is kept a while)
+                if j.segments:
                     done.append((j, j.conn.result(j.segments)))
                 else:
                     done.append((j, {"partial": j.conn.stream.partial()}))
@@ -451,14 +525,26 @@ class StreamingServer:
 
 
 def serve(recognizer: Recognizer, config: ServerConfig = ServerConfig(), on_ready=None, files=None) -> None:
-    """Run the server until SIGINT or SIGTERM (files: as StreamingServer's)."""
+    """Run the server until SIGINT or SIGTERM (files: as StreamingServer's). The first signal
+    stops it within a few seconds whatever runs (uploads in work are cancelled, their folders
+    removed); a second one ends the process at once."""
+    import os
     import signal
+    server = StreamingServer(recognizer, config, files)
 
     async def main():
         loop = asyncio.get_running_loop()
         stop = loop.create_future()
+
+        def on_signal():
+            if stop.done():
+                log.warning("stopping now (second signal)")
+                server.api.close(wait=0)  # removes the upload folders
+                os._exit(1)
+            log.info("stopping")
+            stop.set_result(None)
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
-        await StreamingServer(recognizer, config, files).run(stop, on_ready)
+            loop.add_signal_handler(sig, on_signal)
+        await server.run(stop, on_ready)
 
     asyncio.run(main())

@@ -211,7 +211,8 @@ def latency(model, chunk_ms: float, seconds: float, clients: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "model.pt")
         save_model(model, path)
-        proc, url = start_server(["--model", path, "--threads", "1", "--max-connections", str(clients + 10)],
+        proc, url = start_server(["--model", path, "--threads", "1", "--max-connections", str(clients + 10),
+                                  "--max-per-client", str(clients + 10)],
                                  prefix=["taskset", "-c", str(server_core)])
         try:
             pcms = []

@@ -87,7 +87,8 @@ def main():
     buf = io.BytesIO()
     sf.write(buf, long, 16000, subtype="PCM_16", format="WAV")
     wav = buf.getvalue()
-    proc, url = start_server(["--threads", "1", "--max-connections", str(args.clients + 10)]
+    proc, url = start_server(["--threads", "1", "--max-connections", str(args.clients + 10),
+                              "--max-per-client", str(args.clients + 10)]
                              + (["--model", args.model] if args.model else []))
     try:
         http_url = url.replace("ws://", "http://")

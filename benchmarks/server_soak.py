@@ -62,7 +62,8 @@ def main():
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
     pcms = clips()
-    proc, url = start_server(["--threads", str(args.threads), "--max-connections", str(args.clients + 10)]
+    proc, url = start_server(["--threads", str(args.threads), "--max-connections", str(args.clients + 10),
+                              "--max-per-client", str(args.clients + 10)]
                              + (["--model", args.model] if args.model else []))
     try:
         print(f"server pid {proc.pid}: RSS {rss_mb(proc.pid):.0f} MB after start; "

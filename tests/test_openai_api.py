@@ -215,7 +215,7 @@ def test_bad_uploads_get_openai_errors_and_the_server_serves_on(tiny_model, cath
             async with s.post(url + "/", data=b"x") as r:
                 out["post_page"] = r.status
         body_bytes = multipart({"model": "whisper-1"}, ("clip.flac", audio))
-        head = (f"POST /v1/audio/transcriptions HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body_bytes)}\r\n"
+        head = (f"POST /v1/audio/transcriptions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {len(body_bytes)}\r\n"
                 f"Content-Type: multipart/form-data; boundary=asrtestboundary\r\n\r\n").encode()
         await raw_request(port, head, body_bytes, stop_after=len(body_bytes) // 2, wait=0)  # hangs up mid-upload
         out["stalled"] = await raw_request(port, head, body_bytes, stop_after=len(body_bytes) // 2, wait=10)

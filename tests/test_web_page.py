@@ -28,9 +28,9 @@ CHROMEDRIVER = shutil.which("chromedriver")
 class ServerThread:
     """A StreamingServer in a thread of its own (selenium's calls block)."""
 
-    def __init__(self, recognizer):
+    def __init__(self, recognizer, **config):
         self.loop = asyncio.new_event_loop()
-        self.server = StreamingServer(recognizer, ServerConfig(port=0))
+        self.server = StreamingServer(recognizer, ServerConfig(port=0, **config))
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
         self.port = asyncio.run_coroutine_threadsafe(self.server.start(), self.loop).result(60)
@@ -54,6 +54,7 @@ def chromium(fake_audio):
                 "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
                 f"--use-file-for-fake-audio-capture={fake_audio}%noloop"):
         options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the console: CSP violations show there
     try:
         return webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
     except WebDriverException as err:
@@ -74,6 +75,15 @@ def two_utterance_recording(model, cathy_clips, tmp_path):
     return played, wav, (text_a, text_b), expected
 
 
+def wait_for(condition, timeout) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return False
+
+
 def test_the_page_transcribes_its_microphone_and_a_chosen_file(tiny_live_model, cathy_clips, tmp_path):
     from selenium.webdriver.common.by import By
     played, wav, (text_a, text_b), expected = two_utterance_recording(tiny_live_model, cathy_clips, tmp_path)
@@ -84,14 +94,6 @@ def test_the_page_transcribes_its_microphone_and_a_chosen_file(tiny_live_model, 
     try:
         driver.get(f"http://127.0.0.1:{server.port}/")
         state = lambda: driver.find_element(By.TAG_NAME, "body").get_attribute("data-state")  # noqa: E731
-
-        def wait_for(condition, timeout):
-            end = time.monotonic() + timeout
-            while time.monotonic() < end:
-                if condition():
-                    return True
-                time.sleep(0.1)
-            return False
         driver.find_element(By.ID, "start").click()
         assert wait_for(lambda: state() == "listening", 30), driver.find_element(By.ID, "problem-text").text
         partials = set()
@@ -140,3 +142,41 @@ def test_the_page_transcribes_its_microphone_and_a_chosen_file(tiny_live_model, 
         driver.quit()
         if server is not None:
             server.stop()
+
+
+def test_the_page_asks_for_the_api_key_and_then_works_under_its_csp(tiny_live_model, cathy_clips, tmp_path):
+    """`asr serve --api-key`: the page (which needs no key itself) asks for it, says so when it
+    is wrong, and with it transcribes a chosen file and streams its microphone; the page's
+    Content-Security-Policy blocks nothing it uses."""
+    from selenium.webdriver.common.by import By
+    upload, upload_text = cathy_clips[1]
+    driver = chromium(upload)
+    server = ServerThread(Recognizer(tiny_live_model, endpoint=EndpointConfig()), api_key="sk-page-test")
+    try:
+        driver.get(f"http://127.0.0.1:{server.port}/")
+        find = lambda id_: driver.find_element(By.ID, id_)  # noqa: E731
+        assert wait_for(lambda: find("key-form").is_displayed(), 30)
+        assert find("key-why").text == "This server needs an API key:"
+        find("key").send_keys("sk-wrong")
+        find("key-form").submit()
+        assert wait_for(lambda: find("key-why").text == "The server refused the API key:", 30)
+        find("key").clear()
+        find("key").send_keys("sk-page-test")
+        find("key-form").submit()
+        assert wait_for(lambda: not find("key-form").is_displayed() and find("model").text, 30)
+        find("file").send_keys(str(upload))
+        assert wait_for(lambda: len(driver.find_elements(By.CSS_SELECTOR, "#transcript li")) == 2, 60), \
+            find("problem-text").text
+        assert driver.find_elements(By.CSS_SELECTOR, "#transcript li .text")[1].text == upload_text
+        find("start").click()  # the WebSocket, with the key as ?api_key=
+        state = lambda: driver.find_element(By.TAG_NAME, "body").get_attribute("data-state")  # noqa: E731
+        assert wait_for(lambda: state() == "listening", 30), find("problem-text").text
+        time.sleep(1.0)
+        find("start").click()
+        assert wait_for(lambda: state() == "idle", 30), (state(), find("problem-text").text)
+        assert find("problem").get_attribute("hidden") is not None
+        console = [e["message"] for e in driver.get_log("browser")]
+        assert not [m for m in console if "Content Security Policy" in m or "Refused to" in m], console
+    finally:
+        driver.quit()
+        server.stop()

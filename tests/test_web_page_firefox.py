@@ -40,7 +40,7 @@ from asr.endpoint import EndpointConfig
 from asr.streaming import Recognizer
 from asr.transcribe import transcribe
 
-from test_web_page import ServerThread, two_utterance_recording
+from test_web_page import ServerThread, two_utterance_recording, wait_for
 from virtual_mic import start_virtual_mic
 
 FIREFOX = shutil.which("firefox-esr") or shutil.which("firefox")
@@ -205,15 +205,6 @@ def firefox(env: dict) -> BiDi:
         return BiDi(env)
     except (BiDiError, OSError, WebSocketException) as err:
         pytest.skip(f"headless Firefox cannot start here: {err}")
-
-
-def wait_for(condition, timeout: float) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 # The page's worklet in an OfflineAudioContext at `rate`: float32 samples (base64) in, what the

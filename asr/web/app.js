@@ -6,6 +6,10 @@
 const $ = (id) => document.getElementById(id);
 const RATE = 16000;
 let session = null;  // the recording in progress: {ws, ctx, media, node, stopping}
+// `asr serve --api-key`: the key the person typed, for this tab only. The API gets it as
+// OpenAI's clients send it; a browser cannot set headers on a WebSocket, so there it is ?api_key=.
+let apiKey = sessionStorage.getItem("asr-api-key") || "";
+const auth = () => (apiKey ? {Authorization: `Bearer ${apiKey}`} : {});
 
 function setState(state, status) {
   document.body.dataset.state = state;
@@ -87,7 +91,7 @@ async function start() {
   }
   setState("connecting", "Connecting to the server…");
   const scheme = location.protocol === "https:" ? "wss://" : "ws://";
-  const ws = new WebSocket(scheme + location.host + "/");
+  const ws = new WebSocket(scheme + location.host + "/" + (apiKey ? `?api_key=${encodeURIComponent(apiKey)}` : ""));
   ws.binaryType = "arraybuffer";
   s.ws = ws;
   ws.onmessage = onMessage;
@@ -160,7 +164,8 @@ async function transcribeFile(file) {
   form.append("timestamp_granularities[]", "segment");
   form.append("timestamp_granularities[]", "word");
   try {
-    const response = await fetch("/v1/audio/transcriptions", {method: "POST", body: form});
+    const response = await fetch("/v1/audio/transcriptions", {method: "POST", body: form, headers: auth()});
+    if (response.status === 401) askForKey("The server refused the API key:");
     const body = await response.json().catch(() => ({error: {message: `HTTP ${response.status}`}}));
     if (!response.ok) throw new Error(body.error ? body.error.message : `HTTP ${response.status}`);
     addLine(null, `${file.name} (${body.duration.toFixed(1)} s)`, null, null, "file");
@@ -187,7 +192,31 @@ drop.addEventListener("drop", (e) => {
   if (e.dataTransfer.files[0]) transcribeFile(e.dataTransfer.files[0]);
 });
 
-fetch("/v1/models").then((r) => r.json()).then((m) => {
-  if (m.data && m.data[0]) $("model").textContent = `files: ${m.data[0].id} model` +
-    (m.data.length > 1 ? ` (also ${m.data.slice(1).map((d) => d.id).join(", ")})` : "");
-}).catch(() => {});
+function askForKey(why) {
+  $("key-why").textContent = why;
+  $("key-form").hidden = false;
+  $("key").focus();
+}
+
+// The models, which also tells whether the server wants a key (401) that we lack.
+function loadModels() {
+  fetch("/v1/models", {headers: auth()}).then((r) => {
+    if (r.status === 401) {
+      askForKey(apiKey ? "The server refused the API key:" : "This server needs an API key:");
+      return {};
+    }
+    $("key-form").hidden = true;
+    return r.json();
+  }).then((m) => {
+    if (m.data && m.data[0]) $("model").textContent = `files: ${m.data[0].id} model` +
+      (m.data.length > 1 ? ` (also ${m.data.slice(1).map((d) => d.id).join(", ")})` : "");
+  }).catch(() => {});
+}
+
+$("key-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  apiKey = $("key").value.trim();
+  sessionStorage.setItem("asr-api-key", apiKey);
+  loadModels();
+});
+loadModels();
