@@ -169,44 +169,29 @@ SENTENCE_END = (".", "?", "!")
 def segments_from_words(words: list[Word], max_gap: float = 0.8, max_chars: int = 84,
                         max_seconds: float = 8.0) -> list[Segment]:
     """Group words into subtitle-sized segments, cut where speech pauses: after a pause longer
-    than max_gap seconds, after a sentence's last word (punctuated words: "fear."), and, where a
-    segment would pass max_chars characters or max_seconds, at its best place inside, the longest
-    pause (a comma counts as 0.3 s more) that leaves the first part within the limits."""
-    segments: list[Segment] = []
-    current: list[Word] = []
-
-    def flush(part: list[Word]) -> None:
-        segments.append(Segment(part[0].start, part[-1].end, " ".join(x.word for x in part), part))
-
+    than max_gap seconds and after a sentence's last word (punctuated words: "fear."); a stretch
+    longer than max_chars characters or max_seconds is split in two at its best place, the
+    longest pause (a comma counts as 0.3 s more) near its middle, and so on until every part fits."""
     def fits(part: list[Word]) -> bool:
         return len(part) == 1 or (sum(len(x.word) + 1 for x in part) - 1 <= max_chars
                                   and part[-1].end - part[0].start <= max_seconds)
 
+    def split(part: list[Word]) -> list[list[Word]]:
+        if fits(part):
+            return [part]
+        total, before, best, best_score = sum(len(x.word) + 1 for x in part), 0, 1, -math.inf
+        for k in range(1, len(part)):
+            before += len(part[k - 1].word) + 1
+            score = (part[k].start - part[k - 1].end + (0.3 if part[k - 1].word.endswith(",") else 0.0)
+                     - 0.6 * abs(before / total - 0.5))  # a pause near the middle: no one-word scraps
+            if score > best_score:
+                best, best_score = k, score
+        return split(part[:best]) + split(part[best:])
+
+    stretches: list[list[Word]] = []
     for w in words:
-        if current and (w.start - current[-1].end > max_gap or current[-1].word.endswith(SENTENCE_END)):
-            flush(current)
-            current = []
-        current.append(w)
-        while not fits(current):
-            k = _best_cut(current, fits)
-            flush(current[:k])
-            current = current[k:]
-    if current:
-        flush(current)
-    return segments
-
-
-def _best_cut(words: list[Word], fits) -> int:
-    """How many of these words (1..len-1) the first segment takes: at the longest pause (a comma
-    adds 0.3 s) among the cuts whose first part fits and holds at least a third of the words (no
-    one-word scraps), the later of equals."""
-    best, best_score = 1, -math.inf
-    for k in range(1, len(words)):
-        if not fits(words[:k]):
-            break
-        if k < len(words) // 3 and fits(words[:len(words) // 3]):
-            continue
-        score = words[k].start - words[k - 1].end + (0.3 if words[k - 1].word.endswith(",") else 0.0) + 0.001 * k
-        if score > best_score:
-            best, best_score = k, score
-    return best
+        if stretches and not (w.start - stretches[-1][-1].end > max_gap or stretches[-1][-1].word.endswith(SENTENCE_END)):
+            stretches[-1].append(w)
+        else:
+            stretches.append([w])
+    return [Segment(p[0].start, p[-1].end, " ".join(x.word for x in p), p) for s in stretches for p in split(s)]
