@@ -33,6 +33,7 @@ CASES = ("lower", "cap", "upper")  # the, The, THE
 DEFAULT_PATH = Path(__file__).parent / "models" / "punctuation.onnx"
 WINDOW = 120  # words per model call; longer texts go in overlapping windows
 OVERLAP = 20  # words of context on each side of a window's middle
+PAUSE_SECONDS = 0.8  # a pause this long after a word (segments_from_words cuts there) gets a mark
 # Words written with a final period that does not end a sentence.
 _ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "st", "jr", "sr", "vs", "mt", "messrs", "no", "prof", "capt", "col",
                   "gen", "lt", "rev", "hon", "esq"}
@@ -142,11 +143,12 @@ class Punctuator:
         self.card = json.loads(meta.get("card", "{}"))
         self.path = Path(path)
 
-    def __call__(self, words: Sequence[str]) -> list[Token]:
+    def __call__(self, words: Sequence[str], pauses: Sequence[int] = ()) -> list[Token]:
         """Marks and cases for these lower-case words (one text: a segment or a whole transcript).
         The text's first word and each word after a '.' or '?' get a capital; the last word gets
-        '.' where the model gives it no end mark."""
-        words = [w for w in words]
+        '.' where the model gives it no end mark; a word followed by a pause (its index in
+        `pauses`: the speaker stopped) gets the model's likeliest mark where it gave none."""
+        words = list(words)
         if not words:
             return []
         marks = np.zeros((len(words), len(MARKS)), np.float32)
@@ -155,6 +157,9 @@ class Punctuator:
             m, c = self._run(words[lo:hi])
             marks[keep_lo:keep_hi], cases[keep_lo:keep_hi] = m[keep_lo - lo:keep_hi - lo], c[keep_lo - lo:keep_hi - lo]
         tokens = [Token(w, MARKS[int(m)], CASES[int(c)]) for w, m, c in zip(words, marks.argmax(1), cases.argmax(1))]
+        for i in pauses:
+            if 0 <= i < len(tokens) and not tokens[i].mark:
+                tokens[i].mark = MARKS[1 + int(marks[i, 1:].argmax())]
         if tokens[-1].mark not in (".", "?"):
             tokens[-1].mark = "?" if marks[-1, 3] > marks[-1, 2] else "."
         for i, t in enumerate(tokens):
@@ -193,7 +198,8 @@ def punctuate_words(words: Sequence, punctuator: Punctuator) -> list:
     """decoding.Words -> the same words written with their case and the mark after them
     ("girl" -> "Girl,"), times and confidences kept; one text, so a sentence may span segments."""
     from dataclasses import replace
-    tokens = punctuator([w.word for w in words])
+    pauses = [i for i in range(len(words) - 1) if words[i + 1].start - words[i].end >= PAUSE_SECONDS]
+    tokens = punctuator([w.word for w in words], pauses)
     return [replace(w, word=_render_word(t.word, t.case) + t.mark) for w, t in zip(words, tokens)]
 
 

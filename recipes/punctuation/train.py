@@ -73,10 +73,11 @@ def encode(toks, vocab_id):
     return words, suffixes, marks, cases, starts
 
 
-def batches(data, batch: int, rng: random.Random, unk_rate: float = 0.05):
-    """Endless batches of windows; each source is drawn in proportion to its words."""
+def batches(data, batch: int, rng: random.Random, unk_rate: float = 0.05, shares: dict | None = None):
+    """Endless batches of windows; each source is drawn in proportion to its words, or to its
+    share in `shares` (source -> weight) where given."""
     names = list(data)
-    weights = [len(data[n][0]) for n in names]
+    weights = [(shares or {}).get(n, len(data[n][0]) / sum(len(v[0]) for v in data.values())) for n in names]
     while True:
         length = rng.randint(8, 64)
         rows = []
@@ -171,6 +172,9 @@ def main(argv=None) -> None:
     ap.add_argument("--eval-every", type=int, default=500)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=20261205)
+    ap.add_argument("--shares", default="", metavar="SRC=W,...",
+                    help="how often each source is drawn (default: by its words), e.g. web=0.7,jargon=0.2,prompts=0.1")
+    ap.add_argument("--init", metavar="PT", help="start from this model (a best.pt), with its vocabulary")
     ap.add_argument("--export", metavar="ONNX", help="export EXP_DIR/best.pt to this file and exit")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -187,12 +191,16 @@ def main(argv=None) -> None:
         return
 
     train_tokens = read_tokens(os.path.join(args.data_dir, "train.txt"))
-    vocab = build_vocab(train_tokens, args.vocab_size)
+    init = torch.load(args.init, weights_only=False) if args.init else None
+    vocab = init["vocab"] if init else build_vocab(train_tokens, args.vocab_size)
+    shares = {k: float(v) for k, v in (x.split("=") for x in args.shares.split(",") if x)}
     vocab_id = {w: i for i, w in enumerate(vocab)}
     train = {k: encode(v, vocab_id) for k, v in train_tokens.items()}
     dev = {k: encode(v, vocab_id) for k, v in read_tokens(os.path.join(args.data_dir, "dev.txt")).items()}
     print(f"train words: { {k: len(v[0]) for k, v in train.items()} }, vocab {len(vocab)}", flush=True)
     model = Tagger(len(vocab))
+    if init:
+        model.load_state_dict(init["model"])
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, args.lr, total_steps=args.steps, pct_start=0.05)
     step, best_f1, history = 0, -1.0, []
@@ -204,7 +212,7 @@ def main(argv=None) -> None:
     rng = random.Random(args.seed + step)
     loss_fn = nn.CrossEntropyLoss()
     t0, began = time.process_time(), time.time()
-    for w, s, m, c in batches(train, args.batch, rng):
+    for w, s, m, c in batches(train, args.batch, rng, shares=shares):
         if step >= args.steps or time.time() - began > args.minutes * 60:
             break
         pm, pc = model(w, s)
