@@ -182,7 +182,24 @@ def cmd_models(args) -> int:
         print(("\n" if i else "") + f"[{name}]" + (" (the default for live audio and --stream)" if name == "streaming"
                                                      else " (the default for `asr transcribe` and `asr evaluate`)"))
         _show_model(path)
+    _show_punctuation()
     return 0
+
+
+def _show_punctuation() -> None:
+    """The bundled punctuation model's card, after the acoustic models'."""
+    from .punctuation import DEFAULT_PATH, PunctuationError, Punctuator
+    if not DEFAULT_PATH.is_file():
+        return
+    try:
+        card = Punctuator(DEFAULT_PATH).card
+    except PunctuationError as err:
+        error(str(err))
+        return
+    print(f"\n[punctuation] (marks and capitals of every transcript; --no-punctuation leaves them out)")
+    print(f"model: {DEFAULT_PATH} ({os.path.getsize(DEFAULT_PATH) / 1e6:.1f} MB)")
+    for key, value in card.items():
+        print(f"{key}: {json.dumps(value, ensure_ascii=False) if isinstance(value, (dict, list)) else value}")
 
 
 def _show_model(path) -> int:

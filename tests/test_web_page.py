@@ -122,7 +122,7 @@ def test_the_page_transcribes_its_microphone_and_a_chosen_file(tiny_live_model, 
                 time.sleep(0.1)
             return False
         assert wait_for(lambda: driver.find_element(By.ID, "model").text, 10)
-        assert driver.find_element(By.ID, "model").text == "Files are transcribed with the model “tiny_uni”."
+        assert driver.find_element(By.ID, "model").text == "Files are transcribed with the model “tiny_live”."
         driver.find_element(By.ID, "start").click()
         assert wait_for(lambda: state() == "listening", 30), driver.find_element(By.ID, "problem-text").text
         partials = set()
@@ -153,6 +153,10 @@ def test_the_page_transcribes_its_microphone_and_a_chosen_file(tiny_live_model, 
         assert normalize(file_result.text) == upload_text
         assert driver.find_element(By.ID, "problem").get_attribute("hidden") is not None  # no error shown
         check_downloads(driver.execute_async_script(DOWNLOADS_JS), upload, file_result)
+        shot = tmp_path / "page.png"
+        driver.save_screenshot(str(shot))
+        if os.environ.get("ASR_PAGE_SCREENSHOT"):
+            shutil.copy(shot, os.environ["ASR_PAGE_SCREENSHOT"])
 
         # a file that is not audio: one plain message naming it once, and no Retry (it would fail again)
         notes = tmp_path / "notes.txt"
@@ -162,10 +166,6 @@ def test_the_page_transcribes_its_microphone_and_a_chosen_file(tiny_live_model, 
         problem = driver.find_element(By.ID, "problem-text").text
         assert problem.startswith("Cannot transcribe notes.txt: ") and problem.count("notes.txt") == 1, problem
         assert not driver.find_element(By.ID, "retry").is_displayed()
-        shot = tmp_path / "page.png"
-        driver.save_screenshot(str(shot))
-        if os.environ.get("ASR_PAGE_SCREENSHOT"):
-            shutil.copy(shot, os.environ["ASR_PAGE_SCREENSHOT"])
 
         # a connection that fails is shown plainly and can be retried
         driver.find_element(By.ID, "start").click()

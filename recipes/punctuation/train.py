@@ -176,6 +176,7 @@ def main(argv=None) -> None:
                     help="how often each source is drawn (default: by its words), e.g. web=0.7,jargon=0.2,prompts=0.1")
     ap.add_argument("--init", metavar="PT", help="start from this model (a best.pt), with its vocabulary")
     ap.add_argument("--export", metavar="ONNX", help="export EXP_DIR/best.pt to this file and exit")
+    ap.add_argument("--card", metavar="JSON", help="with --export: entries to add to the model card (measured figures)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -186,7 +187,13 @@ def main(argv=None) -> None:
         ck = torch.load(best, weights_only=False)
         model = Tagger(**ck["dims"])
         model.load_state_dict(ck["model"])
-        export(model, ck["vocab"], ck["card"], args.export)
+        card = {**ck["card"], "parameters": sum(p.numel() for p in model.parameters()),
+                "architecture": "word (64) + 2-letter suffix (16) embeddings, 2 x bidirectional GRU 128, "
+                                "heads for the mark after each word (none , . ?) and its case (lower, Capitalised, UPPER)"}
+        if args.card:
+            with open(args.card, encoding="utf-8") as f:
+                card.update(json.load(f))
+        export(model, ck["vocab"], card, args.export)
         print(f"wrote {args.export} ({os.path.getsize(args.export) / 1e6:.1f} MB)")
         return
 
