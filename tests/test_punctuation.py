@@ -67,3 +67,51 @@ def test_a_file_that_is_not_a_model_says_so(tmp_path):
     bad.write_bytes(b"not a model")
     with pytest.raises(PunctuationError, match="not a usable punctuation model"):
         Punctuator(bad)
+
+
+@pytest.mark.slow  # two subprocesses that import torch: about 30 s on the 2-core machine
+def test_the_recipe_prepares_trains_and_exports_a_model_the_runtime_loads(tmp_path):
+    """recipes/punctuation end to end on a tiny SWORD module and Jargon File made here: the held-out
+    prompt is dropped, the paragraphs split, a few training steps, and an ONNX file that
+    asr.punctuation loads (numpy + onnxruntime) with its vocabulary and card."""
+    import gzip
+    import json
+    import struct
+    import subprocess
+    import sys
+    import zlib
+
+    from conftest import REPO
+    web = tmp_path / "web"
+    web.mkdir()
+    for testament, verses in (("ot", ["In the beginning, there was light.", "Where are you going?"]),
+                              ("nt", ["He said, “Follow me.”", "They followed him, and they were glad."])):
+        osis = "".join(f'<div type="x-p" sID="p{i}"/><w lemma="x">{v}</w><note placement="foot">a note.</note> '
+                       for i, v in enumerate(verses * 40))
+        block = zlib.compress(osis.encode())
+        (web / f"{testament}.bzz").write_bytes(block)
+        (web / f"{testament}.bzs").write_bytes(struct.pack("<III", 0, len(block), len(osis.encode())))
+    jargon = tmp_path / "jargon.txt.gz"
+    with gzip.open(jargon, "wt") as f:
+        f.write("\n\n".join(f"   :term{i}: n.\n\n   A hacker who writes code late at night, and likes it very much. Why not?"
+                            for i in range(60)))
+    prompts, held = tmp_path / "prompts.tsv", tmp_path / "dev.tsv"
+    prompts.write_text("id\tpath\ttext\na\tx.flac\tWill we ever forget it.\nb\ty.flac\tShe sat down, tired and happy.\n")
+    held.write_text("id\tpath\ttext\nb\ty.flac\tshe sat down tired and happy\n")
+    data, exp = tmp_path / "data", tmp_path / "exp"
+    run = lambda *a: subprocess.run([sys.executable, *map(str, a)], cwd=REPO, capture_output=True, text=True)  # noqa: E731
+    out = run("recipes/punctuation/prepare.py", data, "--web", web, "--jargon", jargon, "--prompts", prompts,
+              "--exclude", held)
+    assert out.returncode == 0, out.stderr
+    stats = json.loads((data / "stats.json").read_text())
+    assert stats["dropped_held_out"] == 1 and stats["prompts/train"]["paragraphs"] == 1
+    train = (data / "train.txt").read_text()
+    assert "a note" not in train and "she sat down" not in train.lower() and "Where are you going?" in train
+    out = run("recipes/punctuation/train.py", data, exp, "--steps", "30", "--eval-every", "15", "--batch", "8")
+    assert out.returncode == 0, out.stderr
+    out = run("recipes/punctuation/train.py", data, exp, "--export", exp / "p.onnx")
+    assert out.returncode == 0, out.stderr
+    model = Punctuator(exp / "p.onnx")
+    assert model.card["steps"] in (15, 30) and "trained_on" in model.card and "they" in model.vocab
+    tokens = model("where are you going".split())
+    assert len(tokens) == 4 and tokens[0].case == "cap" and tokens[-1].mark in ".?"
