@@ -63,12 +63,13 @@ def main(argv=None) -> None:
     if args.json:
         print(json.dumps(out))
         return
-    print("| text | words | comma P/R/F1 | period P/R/F1 | question P/R/F1 | casing acc |")
+    print("| text | words | comma P/R/F1 (n) | period P/R/F1 (n) | question P/R/F1 (n) | casing acc |")
     print("|---|---:|---|---|---|---:|")
     for name, r in out.items():
         if not isinstance(r, dict):
             continue
-        cells = [f"{r[m]['precision']:.2f}/{r[m]['recall']:.2f}/**{r[m]['f1']:.2f}**" for m in ("comma", "period", "question")]
+        cells = [f"{r[m]['precision']:.2f}/{r[m]['recall']:.2f}/**{r[m]['f1']:.2f}** ({r[m]['support']})"
+                 if r[m]["support"] else f"none in the text (P {r[m]['precision']:.2f})" for m in ("comma", "period", "question")]
         print(f"| {name} ({r['texts']}) | {r['words']} | " + " | ".join(cells) + f" | {100 * r['casing_accuracy']:.1f} % |")
     if times:
         print(f"speed: {out['ms_per_utterance_median']} ms per utterance (median, one thread)")
