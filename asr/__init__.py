@@ -1,10 +1,11 @@
 """asr: a small, fast, streaming GRU-CTC speech recogniser.
 
     import asr
-    model = asr.load_model()                      # the bundled default model (ONNX Runtime, no torch)
-    print(asr.transcribe(model, "clip.flac").text)  # greedy
-    decoder = asr.decoder_for(model)              # beam search + the model's own LM, as the CLI
-    print(asr.transcribe(model, "clip.flac", decoder).text)
+    model = asr.load_model()                      # the bundled streaming model (ONNX Runtime, no torch)
+    print(asr.transcribe(model, "clip.flac").text)  # as `asr transcribe`: beam search with the model's
+                                                  # own LM, punctuated and capitalised
+    print(asr.transcribe(model, "clip.flac", "greedy", punctuation=False).text)  # greedy, lower case
+    decoder = asr.decoder_for(model, hotwords=["jeanne"])  # other decoding choices
 
     rec = asr.Recognizer(model)                    # one model, many streams
     stream = rec.stream()

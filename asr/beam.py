@@ -20,7 +20,7 @@ import math
 import os
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -124,6 +124,14 @@ class BeamSearch:
         labels = [""] + list(VOCAB[1:])  # "" is pyctcdecode's blank
         self._decoder = BeamSearchDecoderCTC(Alphabet(labels, False), self.language_model)
         self._hotwords = _hotword_scorer(options.hotwords)
+
+    def with_hotwords(self, hotwords: tuple[tuple[str, float], ...]) -> "BeamSearch":
+        """This search with these (word, weight) hotwords added, sharing the loaded language model."""
+        import copy
+        new = copy.copy(self)
+        new.options = replace(self.options, hotwords=self.options.hotwords + tuple(hotwords))
+        new._hotwords = _hotword_scorer(new.options.hotwords)
+        return new
 
     def set_weights(self, alpha: float, beta: float) -> None:
         """Change alpha and beta without reloading the language model (for tuning)."""
@@ -375,6 +383,17 @@ class Decoders:
         self.search = search
         self.frame_seconds = FRAME_SECONDS * model.cfg.subsampling
         self.time_offset = time_offset(model)
+
+    def with_hotwords(self, hotwords: Iterable[str]) -> "Decoders":
+        """These decoders with 'WORD[:WEIGHT]' hotwords added (a greedy factory becomes a beam
+        search without LM, as --hotword alone gives); the language model is not loaded again."""
+        import copy
+        hot = tuple(parse_hotword(h) for h in hotwords)
+        if not hot:
+            return self
+        new = copy.copy(self)
+        new.search = self.search.with_hotwords(hot) if self.search else BeamSearch(None, BeamOptions(hotwords=hot))
+        return new
 
     def __call__(self) -> Decoder:
         if self.search is None:

@@ -16,8 +16,8 @@ import sys
 import tempfile
 
 from . import __version__
-from .cli_options import (EXIT_FAILED_INPUT, EXIT_USAGE, add_decoder_options, add_model_option, decoder_or_exit, error,
-                          load_model_or_exit, number, printable)
+from .cli_options import (EXIT_FAILED_INPUT, EXIT_USAGE, add_decoder_options, add_model_option, add_punctuation_option,
+                          decoder_or_exit, error, load_model_or_exit, number, printable, whole_number)
 
 
 # --------------------------------------------------------------------------- transcribe
@@ -34,7 +34,14 @@ def add_transcribe(sub) -> None:
     add_model_option(p)
     p.add_argument("--format", "-f", default="txt", choices=FORMATS + ("all",), help="output format (default: txt)")
     p.add_argument("--output-dir", "-o", metavar="DIR", help="write output files here instead of stdout")
-    p.add_argument("--word-level", action="store_true", help="one subtitle cue per word (srt, vtt, tsv)")
+    p.add_argument("--word-level", action="store_true",
+                   help="one subtitle cue per word, shown until the next word starts (srt, vtt, tsv)")
+    p.add_argument("--max-line-width", type=whole_number(1), metavar="N",
+                   help="break subtitle lines at N characters (srt, vtt, tsv; as whisper's option)")
+    p.add_argument("--max-line-count", type=whole_number(1), metavar="N",
+                   help="at most N lines a subtitle cue; a longer segment goes on in the next cue")
+    p.add_argument("--max-words-per-line", type=whole_number(1), metavar="N", help="at most N words a subtitle line")
+    add_punctuation_option(p)
     p.add_argument("--stream", action="store_true",
                    help="feed each file through the streaming recogniser in chunks, as a microphone would")
     p.add_argument("--chunk-ms", type=number(10, 10_000, "ms"), default=100.0, metavar="N",
@@ -114,13 +121,15 @@ def cmd_transcribe(args) -> int:
             total += duration(source) or 0.0  # None: a stream that does not say (the bar then runs past its end)
         except AudioError:
             pass  # reported when its turn comes
+    subtitles = {"word_level": args.word_level, "max_line_width": args.max_line_width,
+                 "max_line_count": args.max_line_count, "max_words_per_line": args.max_words_per_line}
     failed = 0
     bar = tqdm(total=round(total, 1), unit="s", desc="transcribing", file=sys.stderr, leave=False,
                disable=True if args.no_progress else None, bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s audio [{elapsed}<{remaining}]")
     for path in args.files:
         try:
             result = transcribe(model, sources[path], decoder, chunk_ms=args.chunk_ms if args.stream else None,
-                                on_progress=lambda s: bar.update(round(s, 1)))
+                                on_progress=lambda s: bar.update(round(s, 1)), punctuation=not args.no_punctuation)
         except AudioError as err:
             bar.clear()
             error(str(err))
@@ -128,14 +137,14 @@ def cmd_transcribe(args) -> int:
             continue
         if args.output_dir:
             try:
-                write_result(result, output_base(path), args.output_dir, formats, args.word_level)
+                write_result(result, output_base(path), args.output_dir, formats, **subtitles)
             except OSError as err:  # an output name taken by a folder, a read-only file, a full disk ...
                 bar.clear()
                 error(f"{err.filename or args.output_dir}: cannot write the transcript of {source_name(sources[path])} "
                       f"({os_reason(err)})")
                 failed += 1
         else:
-            text = WRITERS[args.format](result, word_level=args.word_level)
+            text = WRITERS[args.format](result, **subtitles)
             if args.format == "json" and len(args.files) > 1:
                 text = json.dumps({"file": printable(path), **result.to_dict()}, ensure_ascii=False) + "\n"
             elif len(args.files) > 1:
@@ -171,7 +180,24 @@ def cmd_models(args) -> int:
         print(("\n" if i else "") + f"[{name}]" + (" (the default for live audio and --stream)" if name == "streaming"
                                                      else " (the default for `asr transcribe` and `asr evaluate`)"))
         _show_model(path)
+    _show_punctuation()
     return 0
+
+
+def _show_punctuation() -> None:
+    """The bundled punctuation model's card, after the acoustic models'."""
+    from .punctuation import DEFAULT_PATH, PunctuationError, Punctuator
+    if not DEFAULT_PATH.is_file():
+        return
+    try:
+        card = Punctuator(DEFAULT_PATH).card
+    except PunctuationError as err:
+        error(str(err))
+        return
+    print(f"\n[punctuation] (marks and capitals of every transcript; --no-punctuation leaves them out)")
+    print(f"model: {DEFAULT_PATH} ({os.path.getsize(DEFAULT_PATH) / 1e6:.1f} MB)")
+    for key, value in card.items():
+        print(f"{key}: {json.dumps(value, ensure_ascii=False) if isinstance(value, (dict, list)) else value}")
 
 
 def _show_model(path) -> int:

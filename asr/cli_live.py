@@ -5,8 +5,8 @@ import argparse
 import os
 import sys
 
-from .cli_options import (EXIT_FAILED_INPUT, EXIT_USAGE, add_decoder_options, add_model_option, decoder_or_exit, error,
-                          load_model_or_exit, number)
+from .cli_options import (EXIT_FAILED_INPUT, EXIT_USAGE, add_decoder_options, add_model_option, add_punctuation_option,
+                          decoder_or_exit, error, load_model_or_exit, number)
 
 
 def add_endpoint_options(p: argparse.ArgumentParser) -> None:
@@ -51,6 +51,7 @@ def add_listen(sub) -> None:
     p.add_argument("--format", "-f", choices=("text", "json"), default="text",
                    help="text, or json: one object per line (partials and finals) for piping")
     add_model_option(p)
+    add_punctuation_option(p)
     add_decoder_options(p)
     add_endpoint_options(p)
     p.set_defaults(func=cmd_listen)
@@ -97,7 +98,7 @@ def cmd_listen(args) -> int:
     status = 0
     try:
         with StopOnSignal(mic.stop):
-            transcribe_live(stream, announced(mic.blocks()), display, tail=mic.flush)
+            transcribe_live(stream, announced(mic.blocks()), display, tail=mic.flush, punctuator=punctuator_for(args))
     except MicError as err:
         error(str(err))
         status = EXIT_FAILED_INPUT
@@ -161,6 +162,7 @@ def add_serve(sub) -> None:
                    help="require KEY on the API and WebSockets (Authorization: Bearer KEY, as OpenAI clients send "
                         "it; the page asks for it). Default: $ASR_API_KEY, else none")
     add_model_option(p)
+    add_punctuation_option(p)
     add_decoder_options(p)
     add_endpoint_options(p)
     p.set_defaults(func=cmd_serve)
@@ -184,12 +186,22 @@ def upload_models(args, rec) -> list:
     (streaming) model; with --model, that model alone."""
     from .checkpoint import BUNDLED, bundled_model_path
     from .openai_api import FileModel
+    punctuation = not getattr(args, "no_punctuation", False)
     live = FileModel(rec.model, rec.make_decoder, rec.endpoint,
-                     id=args.model if args.model in BUNDLED else None if args.model else "streaming")
+                     id=args.model if args.model in BUNDLED else None if args.model else "streaming",
+                     punctuation=punctuation)
     if args.model is not None or bundled_model_path("offline") is None:
         return [live]
     offline = load_model_or_exit(args, offline=True)
-    return [FileModel(offline, decoder_or_exit(args, offline), rec.endpoint, id="offline"), live]
+    return [FileModel(offline, decoder_or_exit(args, offline), rec.endpoint, id="offline", punctuation=punctuation), live]
+
+
+def punctuator_for(args):
+    """The bundled punctuation model, or None with --no-punctuation (or where none is bundled)."""
+    if getattr(args, "no_punctuation", False):
+        return None
+    from .punctuation import bundled
+    return bundled()
 
 
 def cmd_serve(args) -> int:

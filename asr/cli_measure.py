@@ -6,8 +6,8 @@ import json
 import math
 import sys
 
-from .cli_options import (EXIT_FAILED_INPUT, EXIT_USAGE, add_decoder_options, add_model_option, decoder_or_exit, error,
-                          load_model_or_exit, whole_number)
+from .cli_options import (EXIT_FAILED_INPUT, EXIT_USAGE, add_decoder_options, add_model_option, add_punctuation_option,
+                          decoder_or_exit, error, load_model_or_exit, whole_number)
 
 
 # --------------------------------------------------------------------------- evaluate
@@ -38,6 +38,7 @@ def add_evaluate(sub) -> None:
                           "paths relative to the manifest's folder; or JSON Lines).",
                           "print one JSON object (wer, cer, rtf, utterances, worst)")
     p.add_argument("--worst", type=whole_number(0), default=10, metavar="N", help="how many worst utterances to list")
+    add_punctuation_option(p)
     add_decoder_options(p)
     p.set_defaults(func=cmd_evaluate)
 
@@ -67,7 +68,8 @@ def cmd_evaluate(args) -> int:
         error(f"{args.manifest}: no usable utterances")
         return EXIT_FAILED_INPUT
     bar = tqdm(total=len(utts), desc="evaluating", unit="utt", file=sys.stderr, leave=False, disable=None)
-    result = evaluate(model, utts, decoder_or_exit(args, model), worst=args.worst, on_progress=lambda n: bar.update(1))
+    result = evaluate(model, utts, decoder_or_exit(args, model), worst=args.worst, on_progress=lambda n: bar.update(1),
+                      punctuation=not args.no_punctuation)
     bar.close()
     rows = sum(report.skipped.values())
     for skipped in result.get("skipped_files", []):
@@ -78,6 +80,11 @@ def cmd_evaluate(args) -> int:
     else:
         print(f"utterances: {result['utterances']} ({result['audio_seconds'] / 60:.1f} min), skipped: {result['skipped']}")
         print(f"WER: {100 * result['wer']:.2f}%  CER: {100 * result['cer']:.2f}%  RTF: {result['rtf']:.4f}")
+        if "punctuation" in result:
+            p = result["punctuation"]
+            print(f"punctuation ({p['utterances']} punctuated references, {p['words']} shared words): F1 comma "
+                  f"{p['comma']['f1']:.2f}, period {p['period']['f1']:.2f}, question {p['question']['f1']:.2f}; "
+                  f"casing accuracy {100 * p['casing_accuracy']:.1f}%")
         if result["worst"]:
             print("worst utterances:")
             for r in result["worst"]:

@@ -108,6 +108,11 @@ def load_model_or_exit(args, offline: bool = False):
         sys.exit(EXIT_USAGE)
 
 
+def add_punctuation_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-punctuation", action="store_true",
+                   help="the recogniser's lower-case words, without the punctuation model's marks and capitals")
+
+
 def add_decoder_options(p: argparse.ArgumentParser) -> None:
     """--beam-size, --lm, --alpha, --beta, --hotword, --no-lm (see docs/lm.md); read by decoder_or_exit."""
     g = p.add_argument_group("decoding", "Greedy unless --beam-size, --lm or --hotword is given, or the model "

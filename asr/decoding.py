@@ -163,20 +163,35 @@ def greedy_text(log_probs: np.ndarray) -> str:
     return " ".join(w.word for w in dec.finalize())
 
 
+SENTENCE_END = (".", "?", "!")
+
+
 def segments_from_words(words: list[Word], max_gap: float = 0.8, max_chars: int = 84,
                         max_seconds: float = 8.0) -> list[Segment]:
-    """Group words into subtitle-sized segments: a new one after a pause longer than max_gap
-    seconds, or when the line would pass max_chars characters or max_seconds."""
-    segments: list[Segment] = []
-    current: list[Word] = []
+    """Group words into subtitle-sized segments, cut where speech pauses: after a pause longer
+    than max_gap seconds and after a sentence's last word (punctuated words: "fear."); a stretch
+    longer than max_chars characters or max_seconds is split in two at its best place, the
+    longest pause (a comma counts as 0.3 s more) near its middle, and so on until every part fits."""
+    def fits(part: list[Word]) -> bool:
+        return len(part) == 1 or (sum(len(x.word) + 1 for x in part) - 1 <= max_chars
+                                  and part[-1].end - part[0].start <= max_seconds)
+
+    def split(part: list[Word]) -> list[list[Word]]:
+        if fits(part):
+            return [part]
+        total, before, best, best_score = sum(len(x.word) + 1 for x in part), 0, 1, -math.inf
+        for k in range(1, len(part)):
+            before += len(part[k - 1].word) + 1
+            score = (part[k].start - part[k - 1].end + (0.3 if part[k - 1].word.endswith(",") else 0.0)
+                     - 0.6 * abs(before / total - 0.5))  # a pause near the middle: no one-word scraps
+            if score > best_score:
+                best, best_score = k, score
+        return split(part[:best]) + split(part[best:])
+
+    stretches: list[list[Word]] = []
     for w in words:
-        if current:
-            text_len = sum(len(x.word) + 1 for x in current) + len(w.word)
-            if (w.start - current[-1].end > max_gap or text_len > max_chars
-                    or w.end - current[0].start > max_seconds):
-                segments.append(Segment(current[0].start, current[-1].end, " ".join(x.word for x in current), current))
-                current = []
-        current.append(w)
-    if current:
-        segments.append(Segment(current[0].start, current[-1].end, " ".join(x.word for x in current), current))
-    return segments
+        if stretches and not (w.start - stretches[-1][-1].end > max_gap or stretches[-1][-1].word.endswith(SENTENCE_END)):
+            stretches[-1].append(w)
+        else:
+            stretches.append([w])
+    return [Segment(p[0].start, p[-1].end, " ".join(x.word for x in p), p) for s in stretches for p in split(s)]

@@ -26,14 +26,22 @@ def score(refs: list[str], hyps: list[str]) -> dict:
 
 
 def evaluate(model: Model, utterances: list[Utterance], decoder: Callable[[], Decoder] | None = None,
-             worst: int = 10, on_progress: Callable[[int], None] | None = None) -> dict:
-    """Transcribe every utterance as `asr transcribe` would and score it.
+             worst: int = 10, on_progress: Callable[[int], None] | None = None, punctuation: bool = True) -> dict:
+    """Transcribe every utterance as `asr transcribe` would (decoder None: its default decoder)
+    and score it.
 
     Returns wer, cer, rtf (processing seconds per audio second, audio reading excluded),
     utterances, skipped, audio_seconds, and the `worst` utterances: those with errors, by WER
-    (errors / reference words), then by error count.
+    (errors / reference words), then by error count. WER and CER are of normalised text (no
+    marks, lower case). With punctuation (the bundled model, as `asr transcribe` writes), also
+    `punctuation`: per-mark precision/recall/F1 and casing accuracy of the words the transcript
+    and the reference share, over the references that are punctuated (asr.punctuation.Scores).
     """
+    from .punctuation import Scores, bundled, is_punctuated, label_words
+    from .text import normalize
     model = as_runtime(model)
+    punctuator = bundled() if punctuation else None
+    marks, marked = Scores(), 0
     refs, hyps, rows, skipped = [], [], [], []
     audio_seconds = compute_seconds = 0.0
     for i, utt in enumerate(utterances):
@@ -43,8 +51,12 @@ def evaluate(model: Model, utterances: list[Utterance], decoder: Callable[[], De
             skipped.append({"id": utt.id, "reason": str(err)})
             continue
         start = time.perf_counter()
-        hyp = transcribe_array(model, x, decoder).text
+        written = transcribe_array(model, x, decoder, punctuation=punctuator or False).text
         compute_seconds += time.perf_counter() - start
+        hyp = normalize(written)
+        if punctuator and is_punctuated(utt.written):
+            marks.add(label_words(utt.written), label_words(written))
+            marked += 1
         audio_seconds += len(x) / SAMPLE_RATE
         refs.append(utt.text)
         hyps.append(hyp)
@@ -58,6 +70,8 @@ def evaluate(model: Model, utterances: list[Utterance], decoder: Callable[[], De
     result.update({"rtf": compute_seconds / audio_seconds if audio_seconds else float("nan"),
                    "utterances": len(refs), "skipped": len(skipped), "audio_seconds": round(audio_seconds, 2),
                    "worst": sorted((r for r in rows if r["errors"]), key=lambda r: (-r["wer"], -r["errors"], r["id"]))[:worst]})
+    if marked:
+        result["punctuation"] = {"utterances": marked, **marks.report()}
     if skipped:
         result["skipped_files"] = skipped
     return result

@@ -98,16 +98,20 @@ def display_for(fmt: str, out: TextIO = sys.stdout) -> PlainDisplay:
 
 
 def transcribe_live(stream: Stream, blocks: Iterable[np.ndarray], display: PlainDisplay,
-                    tail: Callable[[], np.ndarray] | None = None) -> Result:
+                    tail: Callable[[], np.ndarray] | None = None, punctuator=None) -> Result:
     """Feed blocks to an endpointed stream until they end; a final line per endpoint. At the end
     (or on an error from the source, which is raised after) the stream is finished and its last
-    segment shown as a last line. Returns the whole transcript."""
+    segment shown as a last line. Returns the whole transcript. punctuator: each final line is
+    punctuated with it (asr.punctuation; partial text stays raw)."""
+    from .punctuation import punctuate_segment
     words = []
+    punctuate = (lambda s: punctuate_segment(s, punctuator)) if punctuator else (lambda s: s)
     try:
         for block in blocks:
             partial = stream.accept(block)
             ended = False
             while (segment := stream.endpoint()) is not None:
+                segment = punctuate(segment)
                 display.final(segment)
                 words += segment.words
                 ended = True
@@ -116,7 +120,7 @@ def transcribe_live(stream: Stream, blocks: Iterable[np.ndarray], display: Plain
     finally:
         if tail is not None:
             stream.feed(tail())
-        last = stream.finish()
+        last = punctuate(stream.finish())
         display.final(last)
         words += last.words
     return Result.from_words(words, stream.seconds)

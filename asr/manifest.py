@@ -29,6 +29,7 @@ class Utterance:
     seconds: float
     text: str  # normalised
     speaker: str = ""
+    written: str = ""  # the text as the manifest writes it (punctuation and capitals, where it has them)
 
 
 @dataclass
@@ -65,8 +66,12 @@ def read_manifest(path: str | os.PathLike, check_audio: bool = False,
     """Read a TSV or JSONL manifest. Rows with an empty transcript, a missing file (or, with
     check_audio, unreadable audio) are reported and skipped, never fatal."""
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise ValueError(f"{path}: is a folder, not a manifest; {MANIFEST_FORMAT}")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: no such manifest")
+    if not os.access(path, os.R_OK):
+        raise PermissionError(f"{path}: cannot read the manifest (permission denied)")
     report = report if report is not None else ManifestReport()
     try:
         info(path)
@@ -78,6 +83,9 @@ def read_manifest(path: str | os.PathLike, check_audio: bool = False,
         return _read_rows(path, check_audio, report)
     except UnicodeDecodeError:
         raise ValueError(f"{path}: not a manifest (not UTF-8 text); {MANIFEST_FORMAT}") from None
+    except OSError as err:  # unreadable after all (root squash, a vanished mount ...): one line, not [Errno N]
+        reason = (err.strerror or type(err).__name__).lower()
+        raise OSError(f"{path}: cannot read the manifest ({reason})") from None
 
 
 MANIFEST_FORMAT = ("a manifest is a TSV file with a header naming `path` and `text` (a row per audio file and its "
@@ -101,6 +109,9 @@ def _read_rows(path: str, check_audio: bool, report: ManifestReport) -> list[Utt
         if not text:
             report.skip("empty transcript", where)
             continue
+        if os.path.isdir(audio):
+            report.skip("names a folder, not an audio file", f"{where} ({audio})")
+            continue
         if not os.path.isfile(audio):
             report.skip("audio file missing", f"{where} ({audio})")
             continue
@@ -118,7 +129,7 @@ def _read_rows(path: str, check_audio: bool, report: ManifestReport) -> list[Utt
             report.skip(f"unreadable audio ({err})" if isinstance(err, AudioError) else "bad duration", where)
             continue
         uid = str(row.get("id") or os.path.splitext(os.path.basename(audio))[0])
-        out.append(Utterance(uid, audio, seconds, text, str(row.get("speaker") or "")))
+        out.append(Utterance(uid, audio, seconds, text, str(row.get("speaker") or ""), str(row.get("text"))))
         report.read += 1
     return out
 

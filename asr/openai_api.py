@@ -4,12 +4,17 @@ tools that talk to them work unchanged.
 
     POST /v1/audio/transcriptions   multipart/form-data: file (required), model, language,
                                     response_format = json | text | srt | vtt | verbose_json,
-                                    timestamp_granularities[] = segment | word (verbose_json);
-                                    prompt and temperature are accepted and ignored
+                                    timestamp_granularities[] = segment | word (verbose_json),
+                                    prompt (its words are favoured as hotwords), stream = true
+                                    (server-sent events: transcript.text.delta per utterance as
+                                    it is recognised, then transcript.text.done); temperature
+                                    is accepted and ignored
     GET  /v1/models                 the models files can be transcribed with
+    POST /v1/audio/translations     an OpenAI-shaped error: English only, nothing to translate
+    GET  /v1/audio/transcriptions   an OpenAI-shaped error: use POST
 
 The file is transcribed exactly as `asr transcribe --model ID FILE` does it (the same model,
-reader, decoder, language model and endpointing), so texts and times are the same. `asr serve`
+reader, decoder, language model, endpointing and punctuation), so texts and times are the same. `asr serve`
 started without --model offers the bundled offline model (the default, as for `asr transcribe`)
 and the streaming one; `model` picks one by its id and any other name (`whisper-1`) gets the
 default. The upload is streamed to
@@ -95,11 +100,13 @@ def verbose_json(result: Result, granularities: set[str]) -> dict:
 class FileModel:
     """A model the API transcribes files with: what `asr transcribe --model ID` would use.
 
-    make_decoder: a factory of fresh decoders (None: greedy); endpoint: the endpointing rules."""
+    make_decoder: a factory of fresh decoders (None: greedy); endpoint: the endpointing rules;
+    punctuation: marks and capitals from the bundled punctuation model, as `asr transcribe` writes."""
     model: object
     make_decoder: Callable | None = None
     endpoint: object = None
     id: str | None = None  # default: the model file's name without its extension
+    punctuation: bool = True
 
     def __post_init__(self):
         source = getattr(self.model, "source", None) or "model"
@@ -188,9 +195,12 @@ class TranscriptionAPI:
                 chosen = self.file_model((fields.get("model") or [""])[-1])
             except (TimeoutError, asyncio.TimeoutError):
                 raise RequestError(408, f"the upload did not arrive within {self.config.stall_timeout:g} s") from None
+            stream, decoder = self._extras(fields, chosen, fmt)
+            if stream:
+                return await self._stream(request, chosen, decoder, path, filename)
             t0 = time.perf_counter()
             try:
-                result = await self._work(request, chosen, path)
+                result = await self._work(request, chosen, path, decoder)
             except RequestError:
                 raise
             except AudioError as err:
@@ -236,7 +246,7 @@ class TranscriptionAPI:
         """Whether the request's client has closed its connection."""
         return request.transport is None or request.transport.is_closing()
 
-    async def _work(self, request, chosen: FileModel, path: str) -> Result:
+    async def _work(self, request, chosen: FileModel, path: str, decoder=None) -> Result:
         """Transcribe in a thread of its own, taking turns with the other uploads; cancelled
         when the client goes away (looked at every POLL_SECONDS) or the handler is cancelled."""
         client = client_key(request.remote)
@@ -250,7 +260,7 @@ class TranscriptionAPI:
                                retry_after=RETRY_AFTER)
         job = Job(self.turns, self.config.max_audio_seconds)
         self.jobs[job] = client
-        future = run_in_thread(self._transcribe, chosen, path, job)
+        future = run_in_thread(self._transcribe, chosen, path, job, decoder)
 
         def finished(f):
             self.jobs.pop(job, None)
@@ -268,15 +278,99 @@ class TranscriptionAPI:
             raise
 
     @staticmethod
-    def _transcribe(chosen: FileModel, path: str, job: Job) -> Result:
+    def _transcribe(chosen: FileModel, path: str, job: Job, decoder=None) -> Result:
         """The upload thread: the file as `asr transcribe --model ID` transcribes it, refused
         first if its header says it is too long, and stopped between blocks by the job."""
         try:
             check_header(path, job.limit)
-            return job.run(lambda: transcribe(chosen.model, path, chosen.make_decoder, endpoint=chosen.endpoint,
-                                              on_progress=job.progress), FIRST_TURN_WAIT)
+            return job.run(lambda: transcribe(chosen.model, path, decoder or chosen.make_decoder or "greedy",
+                                              endpoint=chosen.endpoint, on_progress=job.progress,
+                                              punctuation=chosen.punctuation), FIRST_TURN_WAIT)
         finally:
             job.finished.set()
+
+    def _extras(self, fields: dict[str, list[str]], chosen: FileModel, fmt: str):
+        """`stream` (true/false) and the decoder for `prompt` (its words as hotwords; None: the model's own)."""
+        stream = (fields.get("stream") or ["false"])[-1].strip().lower()
+        if stream not in ("true", "false", "1", "0", ""):
+            raise RequestError(400, f"stream {stream!r}: must be true or false", "stream")
+        stream = stream in ("true", "1")
+        if stream and fmt not in ("json", "text"):
+            raise RequestError(400, f"stream: server-sent events carry text; response_format {fmt!r} cannot stream "
+                                    "(use json or text)", "stream")
+        hotwords = prompt_hotwords((fields.get("prompt") or [""])[-1])
+        if not hotwords:
+            return stream, None
+        from .beam import NO_LM, decoder_for
+        base = chosen.make_decoder or decoder_for(chosen.model, lm=NO_LM)
+        return stream, base.with_hotwords(hotwords)
+
+    async def _stream(self, request, chosen: FileModel, decoder, path: str, filename: str):
+        """The transcription as OpenAI's server-sent events: a transcript.text.delta for each
+        utterance (a bidirectional model's window) as soon as it is recognised and punctuated,
+        then transcript.text.done with the whole text (the deltas joined). An audio error before
+        any text is an ordinary JSON error; one after, an `error` event."""
+        from aiohttp import web
+
+        from .punctuation import bundled, punctuate_words
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue = asyncio.Queue()
+        punctuator = bundled() if chosen.punctuation else None
+
+        def on_words(words):  # the upload thread
+            words = punctuate_words(words, punctuator) if punctuator else words
+            loop.call_soon_threadsafe(queue.put_nowait, " ".join(w.word for w in words))
+
+        work = run_in_thread(lambda: transcribe(
+            chosen.model, path, decoder or chosen.make_decoder or "greedy", endpoint=chosen.endpoint,
+            punctuation=False, on_words=on_words))
+        work.add_done_callback(lambda _: queue.put_nowait(None))
+        item = await queue.get()
+        if item is None and work.exception() is not None:
+            err = work.exception()
+            if isinstance(err, AudioError):
+                raise RequestError(400, f"{filename}: {err.reason}", "file", "invalid_audio")
+            log.error("transcribing %s failed: %r", filename, err)
+            raise RequestError(500, f"{filename}: internal error ({type(err).__name__})")
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8",
+                                               "Cache-Control": "no-cache"})
+        await response.prepare(request)
+        texts = []
+
+        async def send(event: dict, name: str | None = None) -> None:
+            head = f"event: {name}\n" if name else ""
+            await response.write(f"{head}data: {json.dumps(event, ensure_ascii=False)}\n\n".encode())
+        try:
+            while item is not None:
+                await send({"type": "transcript.text.delta", "delta": (" " if texts else "") + item})
+                texts.append(item)
+                item = await queue.get()
+            err = work.exception()
+            if err is not None:
+                reason = err.reason if isinstance(err, AudioError) else f"internal error ({type(err).__name__})"
+                await send({"error": {"message": f"{filename}: {reason}", "type": "invalid_request_error",
+                                      "param": "file", "code": "invalid_audio"}}, "error")
+            else:
+                await send({"type": "transcript.text.done", "text": " ".join(texts)})
+                self.uploads += 1
+            await response.write_eof()
+        except ConnectionError:  # the client went away: the recognition finishes in its thread, unread
+            log.info("%s: the client left before the end of the stream", filename)
+        return response
+
+    async def translations(self, request):
+        """POST /v1/audio/translations: an error a client can show (the model is English only)."""
+        response = self.error(400, "translation is not supported: English only (this model transcribes English "
+                                   "speech; use /v1/audio/transcriptions)", None, "unsupported_task")
+        response.force_close()  # the upload is not read
+        return response
+
+    async def use_post(self, request):
+        """GET on /v1/audio/transcriptions: say how to call it."""
+        response = self.error(405, f"use POST for {request.path} (a multipart/form-data upload with a `file` field)",
+                              None, "method_not_allowed")
+        response.headers["Allow"] = "POST"
+        return response
 
     async def _receive(self, request, folder: str) -> tuple[dict[str, list[str]], str, str]:
         """Read the multipart form: its text fields, and its file streamed to `folder`."""
@@ -373,6 +467,19 @@ async def _read_field(part) -> str:
 def _printable(text: str, limit: int) -> str:
     """text with unprintable characters as '?', at most `limit` characters."""
     return "".join(c if c.isprintable() else "?" for c in text)[:limit]
+
+
+# Words a prompt holds that say nothing of what the audio contains.
+_PROMPT_STOPWORDS = frozenset("""a an and are as at be but by for from has have he her his i in is it its of on or our
+she that the their them then there these they this to was we were what when which who will with you your""".split())
+
+
+def prompt_hotwords(prompt: str, limit: int = 50) -> list[str]:
+    """OpenAI's `prompt` (text in the style and vocabulary of the audio: names, terms) as hotwords
+    for the beam search: its words, normalised, without common function words, at most `limit`."""
+    from .text import normalize
+    words = [w for w in normalize(prompt).split() if len(w) > 1 and w not in _PROMPT_STOPWORDS]
+    return list(dict.fromkeys(words))[:limit]
 
 
 def _safe_name(name: str) -> str:

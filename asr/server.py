@@ -162,6 +162,7 @@ class Connection:
         self.odd_byte = b""  # a 16-bit sample split across two messages
         self.audio_bytes = 0  # PCM received
         self.closed = False
+        self.punctuation = False  # vosk-server's results are lower case without marks; {"punctuation": true} asks
 
     @property
     def audio_seconds(self) -> float:
@@ -187,6 +188,10 @@ class Connection:
             if isinstance(n, bool) or not isinstance(n, int) or n < 0:
                 raise ProtocolError('"max_alternatives" must be a non-negative integer')
             self.max_alternatives = n
+        if "punctuation" in config:  # our extension (the page sends it): final results punctuated
+            if not isinstance(config["punctuation"], bool):
+                raise ProtocolError('"punctuation" must be true or false')
+            self.punctuation = config["punctuation"]
         if "phrase_list" in config:
             if not isinstance(config["phrase_list"], list) or not all(isinstance(p, str) for p in config["phrase_list"]):
                 raise ProtocolError('"phrase_list" must be a list of strings')
@@ -201,6 +206,9 @@ class Connection:
 
     def result(self, segments: list[Segment]) -> dict:
         """Vosk's Result()/FinalResult() for the segments closed since the last reply."""
+        if self.punctuation:
+            from .punctuation import bundled, punctuate_segment
+            segments = [punctuate_segment(s, bundled()) for s in segments] if bundled() else segments
         words = [w for s in segments for w in s.words]
         text = " ".join(s.text for s in segments if s.text)
         if self.max_alternatives > 0:
@@ -251,6 +259,8 @@ class StreamingServer:
         app.on_response_prepare.append(self._headers)
         app.router.add_get("/v1/models", self.api.models)
         app.router.add_post("/v1/audio/transcriptions", self.api.transcriptions)
+        app.router.add_get("/v1/audio/transcriptions", self.api.use_post)
+        app.router.add_route("*", "/v1/audio/translations", self.api.translations)
         app.router.add_route("*", "/{path:.*}", self._any)
         app.on_shutdown.append(self._close_sockets)
         # keepalive_timeout: a connection that completes no request (slow or no headers) is

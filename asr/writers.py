@@ -22,12 +22,56 @@ def format_timestamp(seconds: float, decimal: str = ".", always_hours: bool = Fa
     return f"{head}{minutes:02d}:{secs:02d}{decimal}{ms:03d}"
 
 
-def subtitle_lines(result: Result, word_level: bool = False) -> list[Segment]:
-    """Cues for subtitles: the segments, or one cue per word with word_level."""
+WORD_HOLD = 1.0  # a word cue stays up until the next word, or this many seconds after its end at most
+
+
+def word_cues(result: Result) -> list[Segment]:
+    """One cue per word, lasting until the next word starts (at most WORD_HOLD s past its end), so
+    word-by-word subtitles do not flicker between words."""
+    from .decoding import Segment
+    words = result.words
+    cues = []
+    for i, w in enumerate(words):
+        end = w.end
+        if i + 1 < len(words):
+            end = max(w.end, min(words[i + 1].start, w.end + WORD_HOLD))
+        cues.append(Segment(w.start, end, w.word, [w]))
+    return cues
+
+
+def subtitle_lines(result: Result, word_level: bool = False, max_line_width: int | None = None,
+                   max_line_count: int | None = None, max_words_per_line: int | None = None) -> list[Segment]:
+    """Cues for subtitles: the segments, or one cue per word with word_level; a cue's text may hold
+    several lines (joined by newlines) with whisper's options: max_line_width characters a line,
+    max_words_per_line words a line, max_line_count lines a cue (a segment's further lines go to
+    further cues, timed by their words)."""
     from .decoding import Segment
     if word_level:
-        return [Segment(w.start, w.end, w.word, [w]) for w in result.words]
-    return result.segments
+        return word_cues(result)
+    if not (max_line_width or max_line_count or max_words_per_line):
+        return result.segments
+    cues = []
+    for seg in result.segments:
+        lines: list[list] = []
+        for w in seg.words:
+            line = lines[-1] if lines else None
+            if line is not None and not (max_line_width and len(" ".join(x.word for x in line + [w])) > max_line_width) \
+                    and not (max_words_per_line and len(line) >= max_words_per_line):
+                line.append(w)
+                continue
+            if max_line_count and len(lines) == max_line_count:
+                cues.append(_cue(lines))
+                lines = []
+            lines.append([w])
+        if lines:
+            cues.append(_cue(lines))
+    return cues or [Segment(s.start, s.end, s.text, s.words) for s in result.segments]
+
+
+def _cue(lines: list[list]) -> Segment:
+    from .decoding import Segment
+    words = [w for line in lines for w in line]
+    return Segment(words[0].start, words[-1].end, "\n".join(" ".join(w.word for w in line) for line in lines), words)
 
 
 def to_txt(result: Result, **_) -> str:
@@ -38,25 +82,27 @@ def to_json(result: Result, **_) -> str:
     return json.dumps(result.to_dict(), ensure_ascii=False) + "\n"
 
 
-def to_srt(result: Result, word_level: bool = False) -> str:
+def to_srt(result: Result, **options) -> str:
+    """SubRip; options: subtitle_lines's."""
     out = []
-    for i, s in enumerate(subtitle_lines(result, word_level), 1):
+    for i, s in enumerate(subtitle_lines(result, **options), 1):
         out.append(f"{i}\n{format_timestamp(s.start, ',', True)} --> {format_timestamp(s.end, ',', True)}\n{s.text}\n")
     return "\n".join(out)
 
 
-def to_vtt(result: Result, word_level: bool = False) -> str:
+def to_vtt(result: Result, **options) -> str:
+    """WebVTT; options: subtitle_lines's."""
     out = ["WEBVTT\n"]
-    for s in subtitle_lines(result, word_level):
+    for s in subtitle_lines(result, **options):
         out.append(f"{format_timestamp(s.start)} --> {format_timestamp(s.end)}\n{s.text}\n")
     return "\n".join(out)
 
 
-def to_tsv(result: Result, word_level: bool = False) -> str:
-    """Whisper's TSV: start and end in integer milliseconds."""
+def to_tsv(result: Result, **options) -> str:
+    """Whisper's TSV: start and end in integer milliseconds (a cue's lines joined by spaces)."""
     rows = ["start\tend\ttext"]
-    for s in subtitle_lines(result, word_level):
-        rows.append(f"{round(1000 * s.start)}\t{round(1000 * s.end)}\t{s.text.replace(chr(9), ' ')}")
+    for s in subtitle_lines(result, **options):
+        rows.append(f"{round(1000 * s.start)}\t{round(1000 * s.end)}\t{s.text.replace(chr(9), ' ').replace(chr(10), ' ')}")
     return "\n".join(rows) + "\n"
 
 
@@ -69,13 +115,14 @@ def output_name(audio_path: str | os.PathLike, fmt: str) -> str:
 
 
 def write_result(result: Result, audio_path: str | os.PathLike, output_dir: str | os.PathLike,
-                 formats: list[str], word_level: bool = False) -> list[Path]:
-    """Write each format next to the others in output_dir; returns the paths written."""
+                 formats: list[str], **options) -> list[Path]:
+    """Write each format next to the others in output_dir; returns the paths written. options:
+    subtitle_lines's (word_level, max_line_width, ...)."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for fmt in formats:
         path = output_dir / output_name(audio_path, fmt)
-        path.write_text(WRITERS[fmt](result, word_level=word_level), encoding="utf-8")
+        path.write_text(WRITERS[fmt](result, **options), encoding="utf-8")
         paths.append(path)
     return paths

@@ -74,8 +74,8 @@ def beam(search):
 def test_beam_without_lm_equals_greedy_on_a_confident_model(tiny_model, cathy_clips):
     search = BeamSearch(None, BeamOptions(beam_size=8))
     for path, text in cathy_clips[:4]:
-        greedy = transcribe(tiny_model, path)
-        result = transcribe(tiny_model, path, beam(search))
+        greedy = transcribe(tiny_model, path, punctuation=False)
+        result = transcribe(tiny_model, path, beam(search), punctuation=False)
         assert result.text == greedy.text == text
         # the same path: identical times and confidences
         assert [(w.word, w.start, w.end, round(w.conf, 6)) for w in result.words] == \
@@ -274,7 +274,7 @@ def test_bad_lm_is_one_clear_line(cli, tmp_path, cathy_clips, tiny_model_path, c
 def test_transcribe_cli_with_lm_gives_timed_words(cli, cathy_clips, tiny_model_path, cathy_lm, tmp_path):
     path, text = cathy_clips[3]
     r = cli("transcribe", path, "--model", tiny_model_path, "--lm", cathy_lm, "--beam-size", "16",
-            "--alpha", "0.8", "--hotword", "spell:2", "-f", "all", "-o", tmp_path, "--word-level")
+            "--alpha", "0.8", "--hotword", "spell:2", "-f", "all", "-o", tmp_path, "--word-level", "--no-punctuation")
     assert r.returncode == 0, r.stderr
     out = json.loads((tmp_path / (path.stem + ".json")).read_text())
     assert out["text"] == text
@@ -344,10 +344,10 @@ def test_decoder_for_follows_the_model_file(tiny_model, data_dir, cathy_lm, tmp_
     model = asr.load_model(weak_model_naming_own_lm(data_dir, tmp_path))
     shutil.copy(cathy_lm, tmp_path / "own.arpa.gz")
     clip, text = cathy_clips[0]
-    own = asr.transcribe(model, clip, asr.decoder_for(model)).text
-    explicit = asr.transcribe(model, clip, asr.decoder_for(model, lm=cathy_lm, alpha=0.8, beta=1.0)).text
+    own = asr.transcribe(model, clip, punctuation=False).text  # by default, as the CLI: its own LM
+    explicit = asr.transcribe(model, clip, asr.decoder_for(model, lm=cathy_lm, alpha=0.8, beta=1.0), punctuation=False).text
     assert own == explicit == text
-    assert asr.transcribe(model, clip, asr.decoder_for(model, lm="none")).text != text  # greedy: the weak model misspells
+    assert asr.transcribe(model, clip, "greedy", punctuation=False).text != text  # greedy: the weak model misspells
     with pytest.raises(asr.LMError):
         asr.decoder_for(model, lm=tmp_path / "missing.arpa")
 

@@ -13,6 +13,7 @@ import pytest
 import soundfile as sf
 
 from asr.audio import load_audio
+from asr.text import normalize
 
 from conftest import REPO
 
@@ -30,8 +31,12 @@ def test_transcribes_real_speech_to_stdout(cli, tiny_model_path, cathy_clips):
     path, text = cathy_clips[2]
     out = cli("transcribe", path, "--model", tiny_model_path)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == text
+    said = out.stdout.strip()
+    assert normalize(said) == text and said != text  # punctuated and capitalised ...
+    assert said[0].isupper() and said.endswith((".", "?"))
     assert out.stderr == ""
+    raw = cli("transcribe", path, "--model", tiny_model_path, "--no-punctuation")
+    assert raw.returncode == 0 and raw.stdout.strip() == text  # ... unless asked not to be
 
 
 def test_all_formats_are_well_formed(cli, tiny_model_path, cathy_clips, tmp_path):
@@ -40,13 +45,13 @@ def test_all_formats_are_well_formed(cli, tiny_model_path, cathy_clips, tmp_path
     assert out.returncode == 0, out.stderr
     stem = path.stem
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{stem}.{e}" for e in ("txt", "json", "srt", "vtt", "tsv"))
-    assert (tmp_path / f"{stem}.txt").read_text().strip() == text
+    assert normalize((tmp_path / f"{stem}.txt").read_text()) == text
 
     data = json.loads((tmp_path / f"{stem}.json").read_text())
-    assert data["text"] == text
+    assert normalize(data["text"]) == text and data["text"][0].isupper()
     assert abs(data["duration"] - sf.info(path).duration) < 0.01
     words = [w for s in data["segments"] for w in s["words"]]
-    assert " ".join(w["word"] for w in words) == text
+    assert " ".join(w["word"] for w in words) == data["text"]
     for seg in data["segments"]:
         assert set(seg) >= {"start", "end", "text", "words"}
         assert 0 <= seg["start"] <= seg["end"] <= data["duration"] + 0.05
@@ -99,7 +104,7 @@ def test_stream_mode_gives_the_offline_result(cli, tiny_model_path, cathy_clips)
     b = [json.loads(line) for line in streamed.stdout.splitlines()]
     assert len(a) == len(paths)
     assert a == b
-    assert [r["text"] for r in a] == [t for _, t in cathy_clips]
+    assert [normalize(r["text"]) for r in a] == [t for _, t in cathy_clips]
 
 
 def test_any_rate_and_channels(cli, tiny_model_path, cathy_clips, tmp_path):
@@ -111,7 +116,7 @@ def test_any_rate_and_channels(cli, tiny_model_path, cathy_clips, tmp_path):
     sf.write(stereo, np.stack([y, y], 1), 44100, subtype="PCM_24")
     out = cli("transcribe", stereo, "--model", tiny_model_path)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == text
+    assert normalize(out.stdout) == text
 
 
 def test_bad_inputs_in_a_batch(cli, tiny_model_path, cathy_clips, tmp_path):
@@ -133,8 +138,8 @@ def test_bad_inputs_in_a_batch(cli, tiny_model_path, cathy_clips, tmp_path):
     for line, path in zip(errors, bad):
         assert line.startswith(f"asr: error: {path}: "), line
     assert "Traceback" not in out.stderr
-    assert json.loads((tmp_path / "out" / f"{good1.stem}.json").read_text())["text"] == text1
-    assert json.loads((tmp_path / "out" / f"{good2.stem}.json").read_text())["text"] == text2
+    assert normalize(json.loads((tmp_path / "out" / f"{good1.stem}.json").read_text())["text"]) == text1
+    assert normalize(json.loads((tmp_path / "out" / f"{good2.stem}.json").read_text())["text"]) == text2
 
 
 def test_usage_errors(cli, tiny_model_path, cathy_clips, tmp_path):
@@ -192,16 +197,16 @@ def test_a_piped_wav_and_standard_input_are_transcribed(tiny_model_path, cathy_c
     (tmp_path / "piped.wav").write_bytes(piped)
     out = run_bytes("transcribe", tmp_path / "piped.wav", "--model", tiny_model_path)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.decode().strip() == text
+    assert normalize(out.stdout.decode()) == text
     out = run_bytes("transcribe", "-", "--model", tiny_model_path, stdin=piped)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.decode().strip() == text
+    assert normalize(out.stdout.decode()) == text
     # FLAC on stdin beside a file, with outputs named stdin.*
     out = run_bytes("transcribe", path2, "-", "--model", tiny_model_path, "-f", "json", "-o", tmp_path / "out",
                     stdin=path.read_bytes())
     assert out.returncode == 0, out.stderr
-    assert json.loads((tmp_path / "out" / "stdin.json").read_text())["text"] == text
-    assert json.loads((tmp_path / "out" / f"{path2.stem}.json").read_text())["text"] == text2
+    assert normalize(json.loads((tmp_path / "out" / "stdin.json").read_text())["text"]) == text
+    assert normalize(json.loads((tmp_path / "out" / f"{path2.stem}.json").read_text())["text"]) == text2
     out = run_bytes("transcribe", "-", "--model", tiny_model_path, stdin=b"")
     assert out.returncode == 1 and out.stderr.decode() == "asr: error: <stdin>: empty input (0 bytes)\n"
     out = run_bytes("transcribe", "-", "-", "--model", tiny_model_path, stdin=piped)
@@ -241,8 +246,8 @@ def test_a_failed_write_is_reported_and_the_batch_goes_on(cli, tiny_model_path, 
     assert out.returncode == 1
     assert out.stderr == (f"asr: error: {tmp_path / 'out' / b.stem}.txt: cannot write the transcript of {b} "
                           f"(is a directory)\n")
-    assert (tmp_path / "out" / f"{a.stem}.txt").read_text().strip() == text_a
-    assert (tmp_path / "out" / f"{c.stem}.txt").read_text().strip() == text_c
+    assert normalize((tmp_path / "out" / f"{a.stem}.txt").read_text()) == text_a
+    assert normalize((tmp_path / "out" / f"{c.stem}.txt").read_text()) == text_c
 
 
 def test_two_inputs_with_one_output_name_are_refused_before_any_work(cli, tiny_model_path, cathy_clips, tmp_path):

@@ -82,3 +82,46 @@ def test_tune_lm_counts_skipped_rows_and_files_and_exits_1(cli, cathy_manifest, 
         assert "Traceback" not in out.stderr
     result = json.loads(out.stdout)
     assert result["skipped"] == 2 and result["utterances"] == 4
+
+
+def test_evaluate_reports_punctuation_where_references_are_punctuated(cli, cathy_manifest, tiny_model_path):
+    """Cathy's references keep their marks and capitals: WER is of normalised text, as before,
+    and the punctuation model's F1 per mark and casing accuracy come beside it."""
+    out = cli("evaluate", cathy_manifest, "--model", tiny_model_path, "--json", "--no-lm")
+    plain = cli("evaluate", cathy_manifest, "--model", tiny_model_path, "--json", "--no-lm", "--no-punctuation")
+    assert out.returncode == 0 and plain.returncode == 0, out.stderr + plain.stderr
+    result, raw = json.loads(out.stdout), json.loads(plain.stdout)
+    assert result["wer"] == raw["wer"] == 0.0  # the marks do not count as errors
+    p = result["punctuation"]
+    assert p["utterances"] == result["utterances"] and p["words"] > 50
+    assert set(p) >= {"comma", "period", "question", "casing_accuracy", "all_marks_f1"}
+    assert p["period"]["support"] >= result["utterances"] - 1 and p["period"]["f1"] > 0.5
+    assert 0.8 < p["casing_accuracy"] <= 1.0
+    assert "punctuation" not in raw
+    text = cli("evaluate", cathy_manifest, "--model", tiny_model_path, "--no-lm").stdout
+    assert "punctuation (" in text and "casing accuracy" in text
+
+
+def test_manifest_problems_are_one_plain_line(cli, cathy_manifest, tiny_model_path, tmp_path):
+    out = cli("evaluate", tmp_path, "--model", tiny_model_path)
+    assert out.returncode == 2 and out.stderr.strip().startswith(f"asr: error: {tmp_path}: is a folder, not a manifest")
+    (tmp_path / "sub").mkdir()
+    rows = (tmp_path / "m.tsv")
+    rows.write_text(f"id\tpath\ttext\nd\t{tmp_path / 'sub'}\thello\n" + "".join(
+        f"{u.id}\t{u.path}\t{u.text}\n" for u in read_manifest(cathy_manifest)[:1]))
+    out = cli("evaluate", rows, "--model", tiny_model_path, "--no-lm")
+    assert "names a folder, not an audio file" in out.stderr and "audio file missing" not in out.stderr
+
+
+def test_an_unreadable_manifest_is_one_plain_line_not_errno(cathy_manifest, monkeypatch):
+    import pytest
+
+    from asr import manifest
+
+    def denied(path, *args):
+        raise PermissionError(13, "Permission denied", path)
+    monkeypatch.setattr(manifest, "_read_rows", denied)
+    with pytest.raises(OSError) as err:
+        read_manifest(cathy_manifest)
+    assert str(err.value) == f"{cathy_manifest}: cannot read the manifest (permission denied)"
+    assert "Errno" not in str(err.value)

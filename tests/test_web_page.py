@@ -2,7 +2,9 @@
 chromium-driver, driven by selenium) with a fake microphone fed from a real recording. The
 page streams it over the Vosk WebSocket protocol through its AudioWorklet (resampled to
 16 kHz in the page) and ends up showing what `asr transcribe --stream` gives for the
-recording; a file chosen in its picker is transcribed through the HTTP API.
+recording, each utterance punctuated; a file chosen in its picker is transcribed through the HTTP
+API and its transcript offered as TXT/SRT/VTT/JSON downloads equal to `asr transcribe -f FORMAT`'s;
+a file that is not audio gets one plain message, without Retry.
 
 Set ASR_PAGE_SCREENSHOT=PATH to keep the screenshot of the page in use (docs/live-page.png)."""
 import asyncio
@@ -10,6 +12,8 @@ import os
 import shutil
 import threading
 import time
+
+import json
 
 import numpy as np
 import pytest
@@ -19,7 +23,10 @@ from asr.audio import load_audio
 from asr.endpoint import EndpointConfig
 from asr.server import ServerConfig, StreamingServer
 from asr.streaming import Recognizer
+from asr.punctuation import bundled
+from asr.text import normalize
 from asr.transcribe import transcribe
+from asr.writers import WRITERS
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -71,7 +78,7 @@ def two_utterance_recording(model, cathy_clips, tmp_path):
     wav = tmp_path / "mic.wav"
     sf.write(wav, played, 16000, subtype="PCM_16")
     expected = transcribe(model, wav, chunk_ms=100)
-    assert expected.text == f"{text_a} {text_b}"
+    assert normalize(expected.text) == f"{text_a} {text_b}"
     return played, wav, (text_a, text_b), expected
 
 
@@ -84,6 +91,28 @@ def wait_for(condition, timeout) -> bool:
     return False
 
 
+def punctuated(text: str) -> str:
+    """An utterance as the page shows it: the server punctuates each final result."""
+    return bundled().text(text)
+
+
+DOWNLOADS_JS = """
+const done = arguments[arguments.length - 1];
+Promise.all([...document.querySelectorAll('#transcript .downloads a')].map(
+  (a) => fetch(a.href).then((r) => r.text()).then((text) => [a.dataset.format, a.download, text])))
+  .then(done, (err) => done(String(err)));"""
+
+
+def check_downloads(got, upload, result):
+    """The page's downloads ([format, file name, text]) against what `asr transcribe -f FORMAT` writes."""
+    assert [(fmt, name) for fmt, name, _ in got] == [(f, f"{upload.stem}.{f}") for f in ("txt", "srt", "vtt", "json")]
+    for fmt, _, text in got:
+        if fmt == "json":
+            assert json.loads(text) == json.loads(WRITERS["json"](result))
+        else:
+            assert text == WRITERS[fmt](result), fmt
+
+
 def test_the_page_transcribes_its_microphone_and_a_chosen_file(tiny_live_model, cathy_clips, tmp_path):
     from selenium.webdriver.common.by import By
     played, wav, (text_a, text_b), expected = two_utterance_recording(tiny_live_model, cathy_clips, tmp_path)
@@ -94,6 +123,8 @@ def test_the_page_transcribes_its_microphone_and_a_chosen_file(tiny_live_model, 
     try:
         driver.get(f"http://127.0.0.1:{server.port}/")
         state = lambda: driver.find_element(By.TAG_NAME, "body").get_attribute("data-state")  # noqa: E731
+        assert wait_for(lambda: driver.find_element(By.ID, "model").text, 10)
+        assert driver.find_element(By.ID, "model").text == "Files are transcribed with the model “tiny_live”."
         driver.find_element(By.ID, "start").click()
         assert wait_for(lambda: state() == "listening", 30), driver.find_element(By.ID, "problem-text").text
         partials = set()
@@ -104,13 +135,13 @@ def test_the_page_transcribes_its_microphone_and_a_chosen_file(tiny_live_model, 
         driver.find_element(By.ID, "start").click()  # Stop: the rest is flushed, eof, the final result
         assert wait_for(lambda: state() == "idle", 60), (state(), driver.find_element(By.ID, "problem-text").text)
         lines = [li.find_element(By.CLASS_NAME, "text").text for li in driver.find_elements(By.CSS_SELECTOR, "#transcript li")]
-        assert " ".join(lines) == expected.text
-        assert lines == [text_a, text_b]  # the endpoint fell in the pause
+        assert normalize(" ".join(lines)) == normalize(expected.text)
+        assert lines == [punctuated(text_a), punctuated(text_b)]  # the endpoint fell in the pause; each line punctuated
         assert any(p and text_a.startswith(p) and p != text_a for p in partials)  # partials redrawn as it spoke
         times = [li.find_element(By.CLASS_NAME, "time").text for li in driver.find_elements(By.CSS_SELECTOR, "#transcript li")]
         assert all(t.startswith("0:0") and "–" in t for t in times), times
         words = driver.find_elements(By.CSS_SELECTOR, "#transcript .word")
-        assert [w.text for w in words] == expected.text.split()
+        assert [w.text for w in words] == " ".join(lines).split()
         confs = [float(w.get_attribute("title").split()[-1]) for w in words]  # "confidence 0.93", shading by it
         assert all(0 < c <= 1 for c in confs) and all("--conf" in w.get_attribute("style") for w in words)
 
@@ -119,12 +150,24 @@ def test_the_page_transcribes_its_microphone_and_a_chosen_file(tiny_live_model, 
             driver.find_element(By.ID, "problem-text").text
         file_lines = driver.find_elements(By.CSS_SELECTOR, "#transcript li")[2:]
         assert upload.name in file_lines[0].text
-        assert file_lines[1].find_element(By.CLASS_NAME, "text").text == upload_text
+        file_result = transcribe(tiny_live_model, upload)  # what `asr transcribe` gives: punctuated
+        assert file_lines[1].find_element(By.CLASS_NAME, "text").text == file_result.text
+        assert normalize(file_result.text) == upload_text
         assert driver.find_element(By.ID, "problem").get_attribute("hidden") is not None  # no error shown
+        check_downloads(driver.execute_async_script(DOWNLOADS_JS), upload, file_result)
         shot = tmp_path / "page.png"
         driver.save_screenshot(str(shot))
         if os.environ.get("ASR_PAGE_SCREENSHOT"):
             shutil.copy(shot, os.environ["ASR_PAGE_SCREENSHOT"])
+
+        # a file that is not audio: one plain message naming it once, and no Retry (it would fail again)
+        notes = tmp_path / "notes.txt"
+        notes.write_text("these are not the samples you are looking for\n")
+        driver.find_element(By.ID, "file").send_keys(str(notes))
+        assert wait_for(lambda: driver.find_element(By.ID, "problem").is_displayed(), 60)
+        problem = driver.find_element(By.ID, "problem-text").text
+        assert problem.startswith("Cannot transcribe notes.txt: ") and problem.count("notes.txt") == 1, problem
+        assert not driver.find_element(By.ID, "retry").is_displayed()
 
         # a connection that fails is shown plainly and can be retried
         driver.find_element(By.ID, "start").click()

@@ -16,8 +16,9 @@ What is compared, and why it can be compared exactly:
   Firefox's own AudioWorklet faster than real time: the recording, upsampled, rendered through
   it in an OfflineAudioContext, must come back as the recording (correlation > 0.999) and
   give the same text.
-- A chosen file goes through the HTTP API; audio the page cannot use and a connection that fails
-  are said plainly, the latter with Retry.
+- A chosen file goes through the HTTP API and its transcript is offered as TXT/SRT/VTT/JSON
+  downloads equal to `asr transcribe -f FORMAT`'s; a file that is not audio, audio the page cannot
+  use and a connection that fails are said plainly, the last with Retry.
 
 Set ASR_PAGE_SCREENSHOT_FIREFOX=PATH to keep a screenshot of the page in use."""
 import base64
@@ -40,7 +41,8 @@ from asr.endpoint import EndpointConfig
 from asr.streaming import Recognizer
 from asr.transcribe import transcribe
 
-from test_web_page import ServerThread, two_utterance_recording, wait_for
+from asr.text import normalize
+from test_web_page import ServerThread, check_downloads, punctuated, two_utterance_recording, wait_for
 from virtual_mic import start_virtual_mic
 
 FIREFOX = shutil.which("firefox-esr") or shutil.which("firefox")
@@ -261,14 +263,14 @@ def test_the_page_in_firefox_transcribes_its_microphone_and_a_chosen_file(tiny_l
         browser.click("#start")  # Stop: the rest is flushed, eof, the final result
         assert wait_for(lambda: state() == "idle", 60), (state(), problem(), browser.console)
         lines = browser.js("[...document.querySelectorAll('#transcript li .text')].map((e) => e.textContent)")
-        assert " ".join(lines) == expected.text
-        assert lines == [text_a, text_b]  # the endpoint fell in the pause
+        assert normalize(" ".join(lines)) == normalize(expected.text)
+        assert lines == [punctuated(text_a), punctuated(text_b)]  # the endpoint fell in the pause; punctuated
         assert any(p and text_a.startswith(p) and p != text_a for p in partials)  # partials redrawn as it spoke
         times = browser.js("[...document.querySelectorAll('#transcript li .time')].map((e) => e.textContent)")
         assert all(re.fullmatch(r"0:0\d\.\d–0:\d\d\.\d", t) for t in times), times
         words = browser.js("[...document.querySelectorAll('#transcript .word')]"
                            ".map((w) => [w.textContent, w.title, w.style.getPropertyValue('--conf')])")
-        assert [w for w, _, _ in words] == expected.text.split()
+        assert [w for w, _, _ in words] == " ".join(lines).split()
         confs = [float(title.split()[-1]) for _, title, _ in words]  # "confidence 0.93", shading by it
         assert all(0 < c <= 1 for c in confs) and all(0 < float(shade) <= 1 for _, _, shade in words)
 
@@ -287,8 +289,19 @@ def test_the_page_in_firefox_transcribes_its_microphone_and_a_chosen_file(tiny_l
         assert wait_for(lambda: browser.js("document.querySelectorAll('#transcript li').length") == 4, 60), problem()
         file_lines = browser.js("[...document.querySelectorAll('#transcript li')].slice(2).map((e) => e.textContent)")
         assert upload.name in file_lines[0]
-        assert browser.js("document.querySelectorAll('#transcript li .text')[3].textContent") == upload_text
+        file_result = transcribe(tiny_live_model, upload)  # what `asr transcribe` gives: punctuated
+        assert browser.js("document.querySelectorAll('#transcript li .text')[3].textContent") == file_result.text
+        assert normalize(file_result.text) == upload_text
         assert browser.js("document.getElementById('problem').hidden")  # no error shown
+        got = browser.call_js("""async () => Promise.all([...document.querySelectorAll('#transcript .downloads a')].map(
+            (a) => fetch(a.href).then((r) => r.text()).then((text) => [a.dataset.format, a.download, text])))""")
+        check_downloads(got, upload, file_result)
+        notes = tmp_path / "notes.txt"  # not audio: one plain message naming it once, no Retry
+        notes.write_text("these are not the samples you are looking for\n")
+        browser.set_files("#file", [notes])
+        assert wait_for(lambda: not browser.js("document.getElementById('problem').hidden"), 60), problem()
+        assert problem().startswith("Cannot transcribe notes.txt: ") and problem().count("notes.txt") == 1, problem()
+        assert browser.js("getComputedStyle(document.getElementById('retry')).display") == "none"
         shot = tmp_path / "page.png"
         browser.screenshot(shot)
         if os.environ.get("ASR_PAGE_SCREENSHOT_FIREFOX"):

@@ -1,6 +1,7 @@
 // The live-transcription page of `asr serve`: the microphone through an AudioWorklet
 // (pcm-worklet.js: resampled to 16 kHz 16-bit PCM) over the server's Vosk WebSocket protocol;
-// files through its OpenAI-style HTTP API. No framework, no build step.
+// files through its OpenAI-style HTTP API, their transcripts offered as TXT/SRT/VTT/JSON downloads
+// written as `asr transcribe -f FORMAT` writes them. No framework, no build step.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -18,8 +19,11 @@ function setState(state, status) {
   $("start").disabled = state === "connecting" || state === "stopping";
 }
 
-function showProblem(message) {
+// A problem in one plain sentence; Retry only where trying again can help (the microphone and the
+// connection: a file that is not audio stays so).
+function showProblem(message, retry = true) {
   $("problem-text").textContent = message;
+  $("retry").hidden = !retry;
   $("problem").hidden = false;
 }
 
@@ -97,7 +101,7 @@ async function start() {
   ws.onmessage = onMessage;
   ws.onopen = () => {
     try {
-      ws.send(JSON.stringify({config: {sample_rate: RATE}}));
+      ws.send(JSON.stringify({config: {sample_rate: RATE, punctuation: true}}));
       s.node = new AudioWorkletNode(s.ctx, "pcm16",
         {numberOfInputs: 1, numberOfOutputs: 0, processorOptions: {targetRate: RATE, chunk: RATE / 10}});
       s.node.port.onmessage = (e) => {
@@ -153,6 +157,45 @@ $("start").addEventListener("click", () => (session ? stop() : start()));
 $("retry").addEventListener("click", () => { $("problem").hidden = true; start(); });
 
 // ---------------------------------------------------------------- files, through the HTTP API
+// asr/writers.py's formats, from the API's verbose_json (segments, and words with their times).
+function timestamp(seconds, decimal = ".", alwaysHours = false) {
+  let ms = Math.max(0, Math.round(seconds * 1000));
+  const h = Math.floor(ms / 3600000); ms -= h * 3600000;
+  const m = Math.floor(ms / 60000); ms -= m * 60000;
+  const s = Math.floor(ms / 1000); ms -= s * 1000;
+  const two = (n) => String(n).padStart(2, "0");
+  return `${alwaysHours || h ? two(h) + ":" : ""}${two(m)}:${two(s)}${decimal}${String(ms).padStart(3, "0")}`;
+}
+
+function transcriptFiles(body, segments) {
+  return {
+    txt: segments.map((s) => s.text + "\n").join(""),
+    srt: segments.map((s, i) => `${i + 1}\n${timestamp(s.start, ",", true)} --> ${timestamp(s.end, ",", true)}\n${s.text}\n`).join("\n"),
+    vtt: ["WEBVTT\n", ...segments.map((s) => `${timestamp(s.start)} --> ${timestamp(s.end)}\n${s.text}\n`)].join("\n"),
+    json: JSON.stringify({text: body.text, duration: body.duration, segments: segments.map((s) => ({
+      start: s.start, end: s.end, text: s.text,
+      words: s.words.map((w) => ({word: w.word, start: w.start, end: w.end, conf: w.probability}))}))}) + "\n",
+  };
+}
+
+const MIME = {txt: "text/plain", srt: "application/x-subrip", vtt: "text/vtt", json: "application/json"};
+
+function downloadLinks(name, files) {
+  const stem = name.replace(/\.[^.]*$/, "") || name;
+  const span = document.createElement("span");
+  span.className = "downloads";
+  span.append("download: ");
+  for (const [fmt, text] of Object.entries(files)) {
+    const a = document.createElement("a");
+    a.href = URL.createObjectURL(new Blob([text], {type: `${MIME[fmt]};charset=utf-8`}));
+    a.download = `${stem}.${fmt}`;
+    a.textContent = fmt.toUpperCase();
+    a.dataset.format = fmt;
+    span.append(a, " ");
+  }
+  return span;
+}
+
 async function transcribeFile(file) {
   $("problem").hidden = true;
   const drop = $("drop");
@@ -163,19 +206,23 @@ async function transcribeFile(file) {
   form.append("response_format", "verbose_json");
   form.append("timestamp_granularities[]", "segment");
   form.append("timestamp_granularities[]", "word");
+  if ($("file-model").value) form.append("model", $("file-model").value);
   try {
     const response = await fetch("/v1/audio/transcriptions", {method: "POST", body: form, headers: auth()});
     if (response.status === 401) askForKey("The server refused the API key:");
     const body = await response.json().catch(() => ({error: {message: `HTTP ${response.status}`}}));
     if (!response.ok) throw new Error(body.error ? body.error.message : `HTTP ${response.status}`);
+    const segments = (body.segments || []).map((seg) => ({...seg,
+      words: (body.words || []).filter((w) => w.start >= seg.start - 1e-3 && w.end <= seg.end + 1e-3)}));
     addLine(null, `${file.name} (${body.duration.toFixed(1)} s)`, null, null, "file");
-    for (const seg of body.segments || []) {
-      const words = (body.words || []).filter((w) => w.start >= seg.start - 1e-3 && w.end <= seg.end + 1e-3);
-      addLine(words, seg.text, seg.start, seg.end);
-    }
+    $("transcript").lastChild.appendChild(downloadLinks(file.name, transcriptFiles(body, segments)));
+    for (const seg of segments) addLine(seg.words, seg.text, seg.start, seg.end);
     $("status").textContent = `Transcribed ${file.name}.`;
   } catch (err) {
-    showProblem(`Cannot transcribe ${file.name}: ${err.message || err}`);
+    // the server's messages start with the file's name: say it once
+    const said = String(err.message || err);
+    const reason = said.startsWith(`${file.name}: `) ? said.slice(file.name.length + 2) : said;
+    showProblem(`Cannot transcribe ${file.name}: ${reason}`, false);
     $("status").textContent = "";
   } finally {
     delete drop.dataset.busy;
@@ -198,6 +245,12 @@ function askForKey(why) {
   $("key").focus();
 }
 
+// The models files can be transcribed with, in plain words; the first is the server's default.
+const MODEL_WORDS = {
+  offline: "the offline model: more accurate, it hears the whole recording before it writes",
+  streaming: "the streaming model: the one the microphone uses, it writes as it hears",
+};
+
 // The models, which also tells whether the server wants a key (401) that we lack.
 function loadModels() {
   fetch("/v1/models", {headers: auth()}).then((r) => {
@@ -208,8 +261,15 @@ function loadModels() {
     $("key-form").hidden = true;
     return r.json();
   }).then((m) => {
-    if (m.data && m.data[0]) $("model").textContent = `files: ${m.data[0].id} model` +
-      (m.data.length > 1 ? ` (also ${m.data.slice(1).map((d) => d.id).join(", ")})` : "");
+    const ids = (m.data || []).map((d) => d.id);
+    if (!ids.length) return;
+    const words = (id) => MODEL_WORDS[id] || `the model “${id}”`;
+    const select = $("file-model");
+    select.textContent = "";
+    for (const id of ids) select.add(new Option(words(id), id));
+    $("model-choice").hidden = ids.length < 2;
+    $("model").textContent = ids.length < 2 ? `Files are transcribed with ${words(ids[0])}.` :
+      "Choose below which model transcribes files; the microphone always uses the streaming one.";
   }).catch(() => {});
 }
 
