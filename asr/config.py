@@ -53,6 +53,16 @@ class TrainConfig:
     encoder: str = "tiny.en"
     encoder_cache: str = ""
     encoder_variants: int = 2
+    # Teacher-student distillation (asr/distill.py), for a log-mel model: the loss adds distill_weight x
+    # the regression of a Linear projection of GRU layers distill_layers (0-based, -1 the top) onto the
+    # teacher Whisper encoder's outputs (teacher: a name or path as for `encoder`; its cached outputs in
+    # teacher_cache, default data_dir/encoder-cache/NAME, shared with the Whisper file model's cache).
+    # ctc_weight scales the CTC loss (0: regression only). distill_weight 0: plain CTC training.
+    distill_weight: float = 0.0
+    distill_layers: tuple[int, ...] = (-1,)
+    ctc_weight: float = 1.0
+    teacher: str = "tiny.en"
+    teacher_cache: str = ""
 
     def __post_init__(self):
         for f in dataclasses.fields(self):  # nan and inf pass every comparison check below one way or the other
@@ -68,6 +78,12 @@ class TrainConfig:
         for name in at_least_zero:
             if getattr(self, name) < 0:
                 raise ValueError(f"config {name}: must be >= 0, got {getattr(self, name)!r}")
+        if self.distill_weight < 0 or self.ctc_weight < 0:
+            raise ValueError("config distill_weight, ctc_weight: must be >= 0")
+        if self.distill_weight > 0:
+            _check_distill(self)
+        elif self.ctc_weight != 1.0:
+            raise ValueError("config ctc_weight: scales CTC against distill_weight, which is 0 (plain CTC training)")
         if self.export not in ("best", "last"):
             raise ValueError(f"config export: must be 'best' or 'last', got {self.export!r}")
         if self.min_lr_ratio > 1:
@@ -96,6 +112,18 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return json.loads(json.dumps(dataclasses.asdict(self)))
+
+
+def _check_distill(cfg: TrainConfig) -> None:
+    layers = cfg.model.num_layers
+    if cfg.model.whisper:
+        raise ValueError("config distill_weight: distillation teaches a log-mel model; a whisper frontend has the "
+                         "teacher's encoder itself")
+    if not cfg.distill_layers or any(not -layers <= i < layers for i in cfg.distill_layers):
+        raise ValueError(f"config distill_layers: GRU layer numbers 0 to {layers - 1} (or -1 for the top), "
+                         f"got {list(cfg.distill_layers)}")
+    if len({i % layers for i in cfg.distill_layers}) != len(cfg.distill_layers):
+        raise ValueError(f"config distill_layers: a layer named twice in {list(cfg.distill_layers)}")
 
 
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")

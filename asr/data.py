@@ -141,6 +141,14 @@ class SpeechDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int):
         index, epoch = (index if isinstance(index, tuple) else (index, self.epoch))
+        got = self.features(index, epoch)
+        if isinstance(got, Dropped):
+            return got
+        return got[0], torch.tensor(encode(self.utts[index].text), dtype=torch.long), index
+
+    def features(self, index: int, epoch: int):
+        """One utterance's augmented log-mel (T, 80) and its speed factor (the clean audio's samples
+        over the augmented audio's), or Dropped."""
         utt = self.utts[index]
         if utt.path in self.unreadable:
             return Dropped(index)
@@ -148,6 +156,7 @@ class SpeechDataset(torch.utils.data.Dataset):
             x = load_audio(utt.path)
         except AudioError as err:
             return Dropped(index, str(err))
+        clean_samples = len(x)
         feats_rng = None
         if self.augment is not None:
             rng = item_rng(self.seed, epoch, index)
@@ -156,7 +165,7 @@ class SpeechDataset(torch.utils.data.Dataset):
         feats = log_mel(x)
         if feats_rng is not None:
             feats = spec_augment(feats, self.augment, feats_rng)
-        return feats, torch.tensor(encode(utt.text), dtype=torch.long), index
+        return feats, clean_samples / max(1, len(x))
 
 
 class EncodedDataset(SpeechDataset):

@@ -62,9 +62,10 @@ def _rows(path: str):
 
 
 def read_manifest(path: str | os.PathLike, check_audio: bool = False,
-                  report: ManifestReport | None = None) -> list[Utterance]:
-    """Read a TSV or JSONL manifest. Rows with an empty transcript, a missing file (or, with
-    check_audio, unreadable audio) are reported and skipped, never fatal."""
+                  report: ManifestReport | None = None, untranscribed: bool = False) -> list[Utterance]:
+    """Read a TSV or JSONL manifest. Rows with an empty transcript (unless untranscribed=True:
+    audio for distillation, asr/distill.py), a missing file (or, with check_audio, unreadable
+    audio) are reported and skipped, never fatal."""
     path = os.fspath(path)
     if os.path.isdir(path):
         raise ValueError(f"{path}: is a folder, not a manifest; {MANIFEST_FORMAT}")
@@ -80,7 +81,7 @@ def read_manifest(path: str | os.PathLike, check_audio: bool = False,
     else:
         raise ValueError(f"{path}: is an audio file, not a manifest; {MANIFEST_FORMAT}")
     try:
-        return _read_rows(path, check_audio, report)
+        return _read_rows(path, check_audio, report, untranscribed)
     except UnicodeDecodeError:
         raise ValueError(f"{path}: not a manifest (not UTF-8 text); {MANIFEST_FORMAT}") from None
     except OSError as err:  # unreadable after all (root squash, a vanished mount ...): one line, not [Errno N]
@@ -92,7 +93,7 @@ MANIFEST_FORMAT = ("a manifest is a TSV file with a header naming `path` and `te
                    "transcript), or JSON Lines")
 
 
-def _read_rows(path: str, check_audio: bool, report: ManifestReport) -> list[Utterance]:
+def _read_rows(path: str, check_audio: bool, report: ManifestReport, untranscribed: bool = False) -> list[Utterance]:
     base = os.path.dirname(os.path.abspath(path))
     out = []
     for line, row in _rows(path):
@@ -106,7 +107,7 @@ def _read_rows(path: str, check_audio: bool, report: ManifestReport) -> list[Utt
             continue
         audio = audio if os.path.isabs(audio) else os.path.join(base, audio)
         text = normalize(str(row.get("text") or ""))
-        if not text:
+        if not text and not untranscribed:
             report.skip("empty transcript", where)
             continue
         if os.path.isdir(audio):

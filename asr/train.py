@@ -21,6 +21,7 @@ import torch.nn.functional as F
 import yaml
 
 from .checkpoint import atomic_save, model_payload, read_payload, save_model
+from . import distill
 from .config import TrainConfig, load_config  # noqa: F401 (load_config is asr.train's API too)
 from .data import (DurationBatchSampler, EncodedDataset, ManifestReport, SpeechDataset, Utterance, collate,
                    ctc_min_frames, read_manifest)
@@ -53,7 +54,7 @@ def load_training_set(cfg: TrainConfig, report: ManifestReport) -> list[Utteranc
     utts = []
     for entry in cfg.train:
         entry = {"manifest": entry} if isinstance(entry, str) else entry
-        part = read_manifest(_resolve(cfg, entry["manifest"]), report=report)
+        part = read_manifest(_resolve(cfg, entry["manifest"]), report=report, untranscribed=cfg.distill_weight > 0)
         long = [u for u in part if u.seconds > cfg.max_utterance_seconds]
         for u in long:
             report.skip(f"longer than max_utterance_seconds={cfg.max_utterance_seconds}", u.id)
@@ -90,17 +91,22 @@ def feature_stats(utts: list[Utterance], n: int, seed: int) -> tuple[torch.Tenso
 def whisper_encode(model: AcousticModel):
     """samples (n,) 16 kHz -> the frozen encoder's outputs (U, d_model) float32 numpy, in pieces of
     at most the encoder's context for longer audio (what the encoder cache holds)."""
+    return encoder_function(model.encoder, model.whisper_fbank)
+
+
+def encoder_function(encoder, fbank: torch.Tensor):
+    """whisper_encode for a WhisperEncoder and its mel filterbank (N_FREQS, n_mels)."""
     from . import whisper
-    fbank = model.whisper_fbank.float().cpu().numpy()
-    context = 2 * model.cfg.encoder_dims[1]  # mel frames
+    fbank = fbank.float().cpu().numpy()
+    context = 2 * encoder.positional.shape[0]  # mel frames
 
     @torch.inference_mode()
     def encode(samples):
         mel = torch.from_numpy(whisper.log_mel(samples, fbank))
         outs = []
         for start in range(0, max(1, len(mel)), context):
-            piece = mel[start:start + context].to(model.head.weight.device)
-            out, _ = model.encoder(piece[None], torch.tensor([len(piece)]))
+            piece = mel[start:start + context].to(encoder.positional.device)
+            out, _ = encoder(piece[None], torch.tensor([len(piece)]))
             outs.append(out[0].float().cpu())
         return torch.cat(outs).numpy()
     return encode
@@ -186,9 +192,14 @@ class Trainer:
         self.cache = None
         if cfg.model.whisper:
             self._whisper_setup(resume)
+        self.distiller, self.collate = None, collate
+        if cfg.distill_weight > 0:
+            self._distill_setup(resume)
         if self.rank:  # the same initial weights everywhere (DDP broadcasts rank 0's anyway), own dropout masks
             torch.manual_seed(cfg.seed + 1000003 * self.rank)
-        if self.cache is not None:
+        if self.distiller is not None:
+            self.dataset = distill.DistillDataset(self.utts, self.teacher_cache, cfg.augment, seed=cfg.seed)
+        elif self.cache is not None:
             self.dataset = EncodedDataset(self.utts, self.cache, cfg.encoder_variants, cfg.augment, seed=cfg.seed)
         else:
             self.dataset = SpeechDataset(self.utts, cfg.augment, seed=cfg.seed)
@@ -196,7 +207,8 @@ class Trainer:
                                             sorta_grad=cfg.sorta_grad, rank=self.rank, world_size=self.world)
         self.steps_per_epoch = len(self.sampler.batches(1))
         self.total_steps = cfg.max_steps or cfg.epochs * self.steps_per_epoch
-        self.optimizer = torch.optim.AdamW(self.model.trainable_parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.params = self.model.trainable_parameters() + (list(self.distiller.parameters()) if self.distiller else [])
+        self.optimizer = torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(cfg, self.total_steps))
         self.step = 0
         self.epoch = 0
@@ -259,6 +271,67 @@ class Trainer:
                      counts["cached"] + counts_dev["cached"], (counts["audio_seconds"] + counts_dev["audio_seconds"]) / 3600)
         self.model.train()
 
+    def _distill_setup(self, resume: bool) -> None:
+        """Distillation: the teacher's clean outputs cached for every training and dev utterance
+        (the teacher runs only for files its cache lacks), and the Distiller (projections and the
+        teacher's statistics: from init_from where it has them, else new; a resume loads its own)."""
+        from .encoder_cache import EncoderCache
+        cfg = self.cfg
+        name = os.path.basename(os.path.normpath(cfg.teacher)) or "teacher"
+        folder = cfg.teacher_cache or os.path.join(cfg.data_dir, "encoder-cache", name)
+        paths = [u.path for u in self.utts] + [u.path for d in self.dev.values() for u in d]
+        cache = EncoderCache(folder)
+        missing = sorted({p for p in paths if (p, 0) not in cache})
+        if missing and self.is_main:
+            from . import whisper
+            from .model import WhisperEncoder
+            try:
+                dims, weights = whisper.read_encoder(cfg.teacher)
+            except whisper.WhisperError as err:
+                raise ValueError(f"config teacher: {err}") from None
+            encoder = WhisperEncoder(dims.as_tuple()).eval()
+            encoder.load_whisper(weights)
+            fbank = torch.from_numpy(whisper.mel_filters(dims.n_mels).T.copy())
+            log.info("teacher %s: caching its outputs for %d files in %s", cfg.teacher, len(missing), folder)
+            cache.fill(missing, encoder_function(encoder, fbank), 0, progress=self.progress)
+        if self.world > 1:
+            torch.distributed.barrier()
+            cache = EncoderCache(folder)  # what rank 0 added
+        self.teacher_cache = cache
+        width = next(iter(cache.get(p, 0) for p in paths if (p, 0) in cache), np.zeros((0, 0))).shape[1]
+        if not width:
+            raise ValueError(f"{folder}: no training utterance has the teacher's outputs (unreadable audio?)")
+        m = cfg.model
+        self.distiller = distill.Distiller(m.hidden_size * (2 if m.bidirectional else 1), width, cfg.distill_layers,
+                                           m.num_layers, m.lookahead, seed=cfg.seed).to(self.device)
+        self.collate = distill.distill_collate
+        src = read_payload(cfg.init_from).get("training", {}).get("distill") if cfg.init_from else None
+        if resume:
+            return  # _load brings the distiller's state
+        if src is not None and all(src.get(k) is not None and v.shape == src[k].shape
+                                   for k, v in self.distiller.state_dict().items()):
+            self.distiller.load_state_dict(src)
+            log.info("distillation heads and teacher statistics from %s", cfg.init_from)
+        else:
+            mean, std = distill.teacher_stats(cache, [u.path for u in self.utts], cfg.stats_utterances, cfg.seed)
+            self.distiller.teacher_mean.copy_(mean)
+            self.distiller.teacher_std.copy_(std)
+
+    def _distill_loss(self, log_probs, out_lengths, targets, target_lengths, hidden, teacher, teacher_lengths):
+        """ctc_weight x CTC per letter (over the utterances that have text) + distill_weight x the
+        regression onto the teacher (every utterance). -> (loss, its parts for the logs)."""
+        cfg = self.cfg
+        tokens = int(target_lengths.sum())
+        ctc = log_probs.new_zeros((), dtype=torch.float32)
+        if tokens and cfg.ctc_weight:
+            rows = (target_lengths > 0).to(log_probs.device)
+            ctc = F.ctc_loss(log_probs[rows].float().transpose(0, 1), targets.to(self.device), out_lengths[rows],
+                             target_lengths[target_lengths > 0].to(self.device), blank=BLANK_ID, reduction="sum",
+                             zero_infinity=True) / tokens
+        reg, cos, _ = self.distiller(hidden, out_lengths, teacher.to(self.device), teacher_lengths.to(self.device))
+        loss = cfg.ctc_weight * ctc + cfg.distill_weight * reg
+        return loss, {"ctc": ctc.item(), "distill": reg.item(), "cosine": cos.item()}
+
     # ---------------------------------------------------------------- checkpoints
     _COUNTERS = ("skipped_long", "skipped_nonfinite", "dropped_unreadable", "utterances_trained", "train_seconds",
                  "audio_seconds")
@@ -272,9 +345,12 @@ class Trainer:
         return state
 
     def _training_state(self, ranks: list[dict]) -> dict:
-        return {"step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "best": self.best,
-                "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                "ranks": ranks, "history": self.history, "config": self.cfg.to_dict()}
+        state = {"step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "best": self.best,
+                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                 "ranks": ranks, "history": self.history, "config": self.cfg.to_dict()}
+        if self.distiller is not None:  # training-only weights: here, never in the model's state_dict
+            state["distill"] = {k: v.detach().cpu() for k, v in self.distiller.state_dict().items()}
+        return state
 
     def checkpoint(self) -> None:
         """Write last.pt with every rank's own state (under DDP all ranks must call this together)."""
@@ -301,6 +377,12 @@ class Trainer:
             log.warning("resuming with a config that differs from %s's in %s: the run will not be the one it "
                         "would have been", path, ", ".join(changed))
         self.model.load_state_dict(payload["state_dict"])
+        if (self.distiller is not None) != ("distill" in state):
+            raise ValueError(f"{path} was written {'with' if 'distill' in state else 'without'} distillation and "
+                             f"the config has distill_weight={self.cfg.distill_weight}: resume it as it was, or "
+                             f"start a new run from it with init_from=")
+        if self.distiller is not None:
+            self.distiller.load_state_dict(state["distill"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
@@ -343,7 +425,7 @@ class Trainer:
         # A DataLoader draws its workers' base seed from the global torch RNG unless given a generator:
         # that draw, made again on resume mid-epoch, would shift every later dropout mask.
         generator = torch.Generator().manual_seed(self.cfg.seed * 1000 + self.epoch)
-        return torch.utils.data.DataLoader(self.dataset, batch_sampler=self.sampler, collate_fn=collate,
+        return torch.utils.data.DataLoader(self.dataset, batch_sampler=self.sampler, collate_fn=self.collate,
                                            num_workers=self.cfg.num_workers, generator=generator,
                                            persistent_workers=False, prefetch_factor=4 if self.cfg.num_workers else None)
 
@@ -352,12 +434,13 @@ class Trainer:
         (counted in skipped_long; a NaN loss otherwise), or None if nothing is left."""
         if batch is None:
             return None
-        feats, lengths, targets, target_lengths, indices = batch
+        feats, lengths, targets, target_lengths, indices = batch[:5]
+        extra = batch[5:]  # per-item tensors (B, ...) besides: the teacher's frames when distilling
         out_lengths = lengths if self.cache is not None else self.model.output_lengths(lengths)
         pieces = torch.split(targets, target_lengths.tolist())
         keep = torch.tensor([int(o) >= ctc_min_frames(t) for o, t in zip(out_lengths, pieces)], dtype=torch.bool)
         if keep.all():
-            return feats, lengths, targets, target_lengths
+            return (feats, lengths, targets, target_lengths, *extra)
         self.skipped_long += int((~keep).sum())
         for i in (~keep).nonzero().flatten().tolist():  # named once; counted every time
             utt = self.utts[int(indices[i])]
@@ -369,14 +452,16 @@ class Trainer:
         if not keep.any():
             return None
         pieces = [p for p, k in zip(pieces, keep) if k]
-        return feats[keep], lengths[keep], torch.cat(pieces), target_lengths[keep]
+        return (feats[keep], lengths[keep], torch.cat(pieces), target_lengths[keep], *(e[keep] for e in extra))
 
     def _placeholder_batch(self):
         """One short silent item with a one-letter label, for a rank that has nothing to train on."""
         frames = 4 * (1 if self.cache is not None else self.model.cfg.subsampling)
         width = self.model.cfg.encoder_dims[2] if self.cache is not None else self.model.cfg.n_mels
-        return (torch.zeros(1, frames, width), torch.tensor([frames]),
-                torch.tensor([BLANK_ID + 1]), torch.tensor([1]))
+        batch = (torch.zeros(1, frames, width), torch.tensor([frames]), torch.tensor([BLANK_ID + 1]), torch.tensor([1]))
+        if self.distiller is not None:
+            batch += (torch.zeros(1, 1, len(self.distiller.teacher_mean)), torch.tensor([0]))
+        return batch
 
     def _all_ranks(self, flag: bool) -> bool:
         """True when flag is true on every rank."""
@@ -400,39 +485,53 @@ class Trainer:
         weight = 1.0
         if usable is None:
             usable, weight = self._placeholder_batch(), 0.0
-        feats, lengths, targets, target_lengths = usable
+        feats, lengths, targets, target_lengths = usable[:4]
         model = self.ddp or self.model
         feats, lengths = feats.to(self.device, non_blocking=True), lengths.to(self.device)
         use_bf16 = self.cfg.bf16_cpu if self.device.type == "cpu" else self.cfg.bf16
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_bf16):
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_bf16), \
+                distill.capture(self.model, self.distiller) as hidden:
             log_probs, out_lengths = model(feats, lengths, encoded=self.cache is not None)
-        loss_sum = F.ctc_loss(log_probs.float().transpose(0, 1), targets.to(self.device), out_lengths,
-                              target_lengths.to(self.device), blank=BLANK_ID, reduction="sum", zero_infinity=True)
         tokens = int(target_lengths.sum())
-        loss = loss_sum / max(1, tokens) * weight
+        parts = {}
+        if self.distiller is None:
+            loss_sum = F.ctc_loss(log_probs.float().transpose(0, 1), targets.to(self.device), out_lengths,
+                                  target_lengths.to(self.device), blank=BLANK_ID, reduction="sum", zero_infinity=True)
+            loss = loss_sum / max(1, tokens) * weight
+        else:
+            loss, parts = self._distill_loss(log_probs, out_lengths, targets, target_lengths, hidden, *usable[4:])
+            loss = loss * weight
         self.optimizer.zero_grad(set_to_none=True)
         if not self._all_ranks(bool(torch.isfinite(loss))):
             self.skipped_nonfinite += 1
             return None
         loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.trainable_parameters(), self.cfg.grad_clip)
+        if self.distiller is not None and self.world > 1:  # outside DDP's module: average its gradients here
+            for p in self.distiller.parameters():
+                torch.distributed.all_reduce(p.grad)
+                p.grad /= self.world
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.params, self.cfg.grad_clip)
         self.optimizer.step()
         self.scheduler.step()
         if weight == 0.0:
             return None
         self.utterances_trained += len(lengths)
         return {"loss": loss.item(), "grad_norm": grad_norm.item(), "tokens": tokens,
-                "seconds": float(lengths.sum()) / (FRAMES_PER_SECOND / (2 if self.cache is not None else 1))}
+                "seconds": float(lengths.sum()) / (FRAMES_PER_SECOND / (2 if self.cache is not None else 1)), **parts}
 
     def evaluate_dev(self) -> dict:
         out = {"step": self.step, "train_hours": self.train_seconds / 3600, "audio_hours": self.audio_seconds / 3600}
         for name, utts in self.dev.items():
-            if utts:
+            if utts and self.cfg.ctc_weight:  # (regression alone trains no CTC head: no WER to measure)
                 s = dev_wer(self.model, utts, cache=self.cache)
                 out[f"{name}_wer"], out[f"{name}_cer"] = s["wer"], s["cer"]
-        wers = [v for k, v in out.items() if k.endswith("_wer")]
-        if wers:
-            out["mean_wer"] = float(np.mean(wers))
+            if utts and self.distiller is not None:
+                out.update({f"{name}_{k}": v for k, v in
+                            distill.dev_scores(self.model, self.distiller, utts, self.teacher_cache).items()})
+        for key in ("wer", "distill", "cos"):
+            values = [v for k, v in out.items() if k.endswith("_" + key) and not k.startswith("mean_")]
+            if values:
+                out[f"mean_{key}"] = float(np.mean(values))
         return out
 
     def _log_dev(self) -> None:
@@ -446,8 +545,8 @@ class Trainer:
             for k, v in res.items():
                 if k != "step":
                     self.writer.add_scalar(f"dev/{k}", v, self.step)
-        if res.get("mean_wer", float("inf")) < self.best:
-            self.best = res["mean_wer"]
+        if res.get("mean_wer", res.get("mean_distill", float("inf"))) < self.best:  # distill: regression alone
+            self.best = res.get("mean_wer", res.get("mean_distill"))
             self.save("best.pt")
 
     def _drop(self, dropped: list) -> None:
@@ -462,9 +561,10 @@ class Trainer:
     def _progress_line(self, stats: dict, started: float, first_step: int, audio_s: float) -> None:
         elapsed = time.perf_counter() - started
         left = elapsed / max(1, self.step - first_step) * (self.total_steps - self.step)
-        log.info("step %d/%d (%.0f%%), epoch %d: loss %.3f, %.0fx real time, %s elapsed, about %s left", self.step,
+        parts = "".join(f" {k} {stats[k]:.3f}" for k in ("ctc", "distill", "cosine") if k in stats)
+        log.info("step %d/%d (%.0f%%), epoch %d: loss %.3f%s, %.0fx real time, %s elapsed, about %s left", self.step,
                  self.total_steps, 100 * self.step / self.total_steps, self.epoch, stats["loss"],
-                 audio_s / max(elapsed, 1e-9), _clock(elapsed), _clock(left))
+                 f" ({parts.strip()})" if parts else "", audio_s / max(elapsed, 1e-9), _clock(elapsed), _clock(left))
 
     def fit(self) -> dict:
         from tqdm import tqdm
@@ -500,6 +600,9 @@ class Trainer:
                         bar.set_postfix(loss=f"{stats['loss']:.3f}", epoch=self.epoch, x_realtime=f"{speed:.0f}")
                         if self.writer:
                             self.writer.add_scalar("train/loss", stats["loss"], self.step)
+                            for k in ("ctc", "distill", "cosine"):  # the parts of a distillation loss
+                                if k in stats:
+                                    self.writer.add_scalar(f"train/{k}", stats[k], self.step)
                             self.writer.add_scalar("train/grad_norm", stats["grad_norm"], self.step)
                             self.writer.add_scalar("train/lr", self.scheduler.get_last_lr()[0], self.step)
                             self.writer.add_scalar("train/audio_seconds_per_second", speed, self.step)
