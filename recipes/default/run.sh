@@ -22,7 +22,8 @@
 # asr/models/default-bi.pt (`--model offline`), with its card, exported to default-bi.npz. 13 the file
 # model that hears through Whisper tiny.en's encoder (whisper.yaml: the encoder's outputs cached
 # once under DATA/encoder-cache, then a bidirectional GRU-CTC head trained on them), 14 its dev WER
-# greedy and with the bundled LM. Each
+# greedy and with the bundled LM, 15 install it as the offline model (asr/models/default-bi.pt and
+# .npz): it beat the log-mel bidirectional model of stages 10-12 on every dev set, which retires. Each
 # install stage can be re-run alone (--stage 12 --stop-stage 12) to refresh a model's export.
 # The corpora come from ../shared/data here (--shared; one folder each, named as there); elsewhere
 # each recipe's README says where to get its corpus (recipes/<corpus>/prepare.py reads the public
@@ -30,7 +31,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-stage=1; stop_stage=14
+stage=1; stop_stage=15
 data=data
 shared=../shared/data
 config=recipes/default/uni.yaml
@@ -201,4 +202,9 @@ if run 14; then
   log 14 "evaluate $whisper_run/model.pt, greedy and with stage 8's LM (alpha/beta tuned for it)"
   evaluate_greedy "$whisper_run"
   evaluate_lm "$whisper_run" asr/models/default-lm.bin
+fi
+if run 15; then
+  log 15 "install $whisper_run/model.pt as asr/models/default-bi.pt and .npz (\`--model offline\`, the default for files)"
+  install_model "$whisper_run" asr/models/default-bi.pt "$whisper_config"
+  ls -l asr/models/
 fi
