@@ -31,7 +31,7 @@ log = logging.getLogger("asr.server")
 # The page's Content-Security-Policy: its own scripts, styles and sockets only, never framed.
 # style-src-attr: the legend's shaded words carry inline style attributes.
 PAGE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; style-src-attr 'unsafe-inline'; "
-            "img-src 'self' data:; connect-src 'self' {sockets}; media-src 'self'; object-src 'none'; "
+            "img-src 'self' data:; connect-src 'self' blob: {sockets}; media-src 'self'; object-src 'none'; "
             "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}  # on every response
 PAGE_HEADERS = {"X-Frame-Options": "DENY"}  # and the CSP, on the page

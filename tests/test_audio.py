@@ -455,10 +455,10 @@ def test_int16_stereo_and_float64_arrays_transcribe_as_the_file_does(tiny_model,
     import asr
     path, text = cathy_clips[3]
     x = load_audio(path)
-    assert asr.transcribe(tiny_model, x).text == text
+    assert asr.transcribe(tiny_model, x, punctuation=False).text == text
     pcm = np.round(x * 32767).astype(np.int16)
     for array in (pcm, np.stack([pcm, pcm], 1), x.astype(np.float64), np.stack([x, x], 1), pcm.astype(np.int32) << 16):
-        assert asr.transcribe(tiny_model, array).text == text, (array.dtype, array.shape)
+        assert asr.transcribe(tiny_model, array, punctuation=False).text == text, (array.dtype, array.shape)
     stream = asr.Recognizer(tiny_model).stream()
     for i in range(0, len(pcm), 1600):  # int16 chunks, as a sound card gives them
         stream.accept(pcm[i:i + 1600])

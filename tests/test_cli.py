@@ -340,14 +340,14 @@ def test_a_file_name_that_is_not_utf8_is_transcribed_printed_escaped_and_written
     odd.write_bytes(path.read_bytes())
     missing = tmp_path / os.fsdecode(b"gon\xe9.wav")
     shown, shown_missing = f"{tmp_path}/caf\\xe9\\xff.flac", f"{tmp_path}/gon\\xe9.wav"
-    out = run_bytes("transcribe", odd, missing, path2, "--model", tiny_model_path)
+    out = run_bytes("transcribe", odd, missing, path2, "--model", tiny_model_path, "--no-punctuation")
     assert out.returncode == 1
     assert out.stderr.decode() == f"asr: error: {shown_missing}: no such file\n"
     assert out.stdout.decode() == f"==> {shown} <==\n{text}\n==> {path2} <==\n{text2}\n"
     out = run_bytes("transcribe", odd, path2, "--model", tiny_model_path, "-f", "json")
     assert out.returncode == 0, out.stderr
     assert [json.loads(line)["file"] for line in out.stdout.decode().splitlines()] == [shown, str(path2)]
-    out = run_bytes("transcribe", odd, path2, "--model", tiny_model_path, "-o", tmp_path / "out", "-f", "all")
+    out = run_bytes("transcribe", odd, path2, "--model", tiny_model_path, "-o", tmp_path / "out", "-f", "all", "--no-punctuation")
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "out" / os.fsdecode(b"caf\xe9\xff.txt")).read_text().strip() == text
     assert len(os.listdir(os.fsencode(tmp_path / "out"))) == 10
@@ -389,7 +389,7 @@ def test_more_threads_than_cores_is_allowed_with_a_warning(cli, tiny_model_path,
     from asr.cli_options import cpu_cores
     path, text = cathy_clips[0]
     cores = cpu_cores()
-    out = cli("transcribe", path, "--model", tiny_model_path, "--threads", cores + 1)
+    out = cli("transcribe", path, "--model", tiny_model_path, "--threads", cores + 1, "--no-punctuation")
     assert out.returncode == 0 and out.stdout.strip() == text
     s = "s" * (cores != 1)
     assert out.stderr == (f"asr: warning: --threads {cores + 1} is more than the {cores} CPU core{s} here: the threads "
@@ -419,7 +419,7 @@ def test_piped_mp3_wav_and_flac_on_standard_input_are_transcribed_whole(tiny_mod
                                      capture_output=True, check=True).stdout,
     }
     for name, data in streams.items():
-        out = run_bytes("transcribe", "-", "--model", tiny_model_path, "-f", "json", stdin=data)
+        out = run_bytes("transcribe", "-", "--model", tiny_model_path, "-f", "json", "--no-punctuation", stdin=data)
         assert out.returncode == 0 and out.stderr == b"", (name, out.stderr)
         result = json.loads(out.stdout)
         assert abs(result["duration"] - sf.info(path).duration) < 0.2, name  # MP3: + the encoder's delay
@@ -435,7 +435,7 @@ def test_a_file_with_an_absurd_sample_rate_is_one_line_and_the_batch_goes_on(tin
     bad = tmp_path / "one-hertz.wav"
     bad.write_bytes(with_rate((tmp_path / "ok.wav").read_bytes(), 1))
     t0 = time.monotonic()
-    out = run_bytes("transcribe", bad, path2, "--model", tiny_model_path, timeout=120)
+    out = run_bytes("transcribe", bad, path2, "--model", tiny_model_path, "--no-punctuation", timeout=120)
     assert time.monotonic() - t0 < 60
     assert out.returncode == 1
     assert out.stderr.decode() == (f"asr: error: {bad}: unsupported sample rate 1 Hz (must be a whole number of Hz "

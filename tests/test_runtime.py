@@ -382,11 +382,12 @@ def test_int8_export_keeps_the_float_models_output_on_real_clips(name, cathy_cli
     assert model.cfg.bidirectional == (name == "offline")
     (fm, fa), (qm, qa) = runtime_form(model), runtime_form(model, int8=True)
     assert not fm["int8"] and qm["int8"]
-    assert len(qa["onnx"]) < 0.5 * len(fa["onnx"])  # int8 weights against float32
+    if not model.cfg.whisper:  # (the Whisper encoder's float16 weights stay float16: its products are not Loops)
+        assert len(qa["onnx"]) < 0.5 * len(fa["onnx"])  # int8 weights against float32
     f, q = runtime.from_file_form(fm, fa), runtime.from_file_form(qm, qa)
     same, errors, chars, mean_diff = 0, 0, 0, []
     for path, _ in list(cathy_clips) + [(SAMPLE, None)]:
-        feats = log_mel(load_audio(path), f.fbank)
+        feats = f.features(load_audio(path))
         a, b = offline(f, feats), offline(q, feats)
         assert a.shape == b.shape
         ta, tb = text(a), text(b)
@@ -397,7 +398,8 @@ def test_int8_export_keeps_the_float_models_output_on_real_clips(name, cathy_cli
         assert np.mean(a.argmax(-1) == b.argmax(-1)) >= 0.85, path  # measured >= 0.92
     assert same >= 0.6 * (len(cathy_clips) + 1)  # measured 6 and 8 of 9
     assert errors / chars <= 0.03  # measured well under 0.01
-    assert max(mean_diff) <= 0.2 and np.mean(mean_diff) <= 0.06  # measured 0.10 and 0.03
+    # measured 0.10 and 0.03 (log-mel models); 0.10 and 0.075 for the Whisper-encoder model
+    assert max(mean_diff) <= 0.2 and np.mean(mean_diff) <= (0.12 if model.cfg.whisper else 0.06)
 
 
 def test_export_int8_from_the_command_line(cli, tmp_path, tiny_model_path, tiny_models, cathy_clips):

@@ -210,7 +210,7 @@ def test_the_page_asks_for_the_api_key_and_then_works_under_its_csp(tiny_live_mo
         find("file").send_keys(str(upload))
         assert wait_for(lambda: len(driver.find_elements(By.CSS_SELECTOR, "#transcript li")) == 2, 60), \
             find("problem-text").text
-        assert driver.find_elements(By.CSS_SELECTOR, "#transcript li .text")[1].text == upload_text
+        assert normalize(driver.find_elements(By.CSS_SELECTOR, "#transcript li .text")[1].text) == upload_text
         find("start").click()  # the WebSocket, with the key as ?api_key=
         state = lambda: driver.find_element(By.TAG_NAME, "body").get_attribute("data-state")  # noqa: E731
         assert wait_for(lambda: state() == "listening", 30), find("problem-text").text

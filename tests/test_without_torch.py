@@ -57,7 +57,11 @@ def run(env, *args, timeout=300):
 def torch_log_probs(name: str) -> np.ndarray:
     """The torch model's whole-utterance log-probs (U, V) of the sample: the reference."""
     model = load_torch_model(name)
-    feats = torch_log_mel(load_audio(SAMPLE))
+    if model.cfg.whisper:  # the offline model hears through Whisper's encoder: Whisper's log-mel
+        from asr import whisper
+        feats = torch.from_numpy(whisper.log_mel(load_audio(SAMPLE), model.whisper_fbank.numpy()))
+    else:
+        feats = torch_log_mel(load_audio(SAMPLE))
     with torch.inference_mode():
         lp, n = model(feats[None], torch.tensor([len(feats)]))
     return lp[0, : int(n[0])].numpy()
