@@ -347,7 +347,8 @@ def test_a_file_name_that_is_not_utf8_is_transcribed_printed_escaped_and_written
     out = run_bytes("transcribe", odd, path2, "--model", tiny_model_path, "-f", "json")
     assert out.returncode == 0, out.stderr
     assert [json.loads(line)["file"] for line in out.stdout.decode().splitlines()] == [shown, str(path2)]
-    out = run_bytes("transcribe", odd, path2, "--model", tiny_model_path, "-o", tmp_path / "out", "-f", "all", "--no-punctuation")
+    out = run_bytes("transcribe", odd, path2, "--model", tiny_model_path, "-o", tmp_path / "out", "-f", "all",
+                    "--no-punctuation")
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "out" / os.fsdecode(b"caf\xe9\xff.txt")).read_text().strip() == text
     assert len(os.listdir(os.fsencode(tmp_path / "out"))) == 10
