@@ -193,6 +193,16 @@ class EncodedDataset(SpeechDataset):
         return feats, torch.tensor(encode(utt.text), dtype=torch.long), index
 
 
+def pad(seqs: list[torch.Tensor], min_length: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sequences (T_i, D) -> zero-padded (B, max(T_i, min_length), D) on their device and dtype,
+    and their lengths (B,)."""
+    lengths = torch.tensor([len(s) for s in seqs])
+    padded = seqs[0].new_zeros(len(seqs), max(min_length, int(lengths.max())), seqs[0].shape[1])
+    for i, s in enumerate(seqs):
+        padded[i, : len(s)] = s
+    return padded, lengths
+
+
 def collate(items):
     """-> (feats (B, T, 80), feat_lengths (B,), targets (sum L,), target_lengths (B,), indices (B,))
     or None when no item is usable, and the list of Dropped items (unreadable, or too short for
@@ -202,10 +212,7 @@ def collate(items):
     good = [it for it in items if not isinstance(it, Dropped) and len(it[0]) > 0]
     if not good:
         return None, dropped
-    lengths = torch.tensor([len(f) for f, _, _ in good])
-    feats = torch.zeros(len(good), int(lengths.max()), good[0][0].shape[1])
-    for i, (f, _, _) in enumerate(good):
-        feats[i, : len(f)] = f
+    feats, lengths = pad([f.float() for f, _, _ in good])
     targets = torch.cat([t for _, t, _ in good])
     target_lengths = torch.tensor([len(t) for _, t, _ in good])
     indices = torch.tensor([i for _, _, i in good])

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .data import Dropped, SpeechDataset, collate
+from .data import Dropped, SpeechDataset, collate, pad
 from .features import log_mel
 from .text import encode
 
@@ -88,10 +88,7 @@ def distill_collate(items):
         return None, dropped
     teachers = {it[2]: it[3] for it in items if not isinstance(it, Dropped)}
     rows = [teachers[int(i)] for i in batch[4]]
-    lengths = torch.tensor([len(t) for t in rows])
-    padded = torch.zeros(len(rows), max(1, int(lengths.max())), rows[0].shape[1])
-    for i, t in enumerate(rows):
-        padded[i, : len(t)] = t
+    padded, lengths = pad([t.float() for t in rows], min_length=1)
     return (*batch, padded, lengths), dropped
 
 

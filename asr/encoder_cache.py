@@ -28,6 +28,13 @@ log = logging.getLogger("asr.encoder_cache")
 SHARD_ROWS = 250_000  # 1 h 23 min of 20 ms frames, 190 MB at d_model 384
 
 
+def default_folder(data_dir: str | os.PathLike, spec: str | os.PathLike) -> str:
+    """Where a run keeps the outputs of the encoder `spec` (a checkpoint's name or path) by default:
+    data_dir/encoder-cache/<its last path component>."""
+    name = os.path.basename(os.path.normpath(os.fspath(spec))) or "encoder"
+    return os.path.join(os.fspath(data_dir), "encoder-cache", name)
+
+
 class EncoderCache:
     """Cached encoder outputs of audio files, by (absolute path, variant)."""
 

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from .runtime import ModelConfig  # the config is shared with the torch-free runtime
-from .whisper import N_FREQS
+from .whisper import N_FREQS, output_frames
 
 
 @dataclass
@@ -241,7 +241,7 @@ class AcousticModel(nn.Module):
     def output_lengths(self, lengths: Tensor) -> Tensor:
         """Whole-utterance output frames for feature lengths (B,)."""
         if self.cfg.whisper:
-            return torch.div(lengths + 1, 2, rounding_mode="floor")
+            return self.encoder.output_lengths(lengths)
         for s in self.cfg.conv_strides:
             lengths = torch.div(lengths, s, rounding_mode="floor")
         return lengths
@@ -397,7 +397,7 @@ class WhisperEncoder(nn.Module):
             self.ln_post.bias.copy_(t("ln_post.bias"))
 
     def output_lengths(self, lengths: Tensor) -> Tensor:
-        return torch.div(lengths + 1, 2, rounding_mode="floor")
+        return output_frames(lengths)
 
     def forward(self, mel: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         B, T, _ = mel.shape

@@ -252,12 +252,12 @@ def _whisper_encoder(cfg, weights, op, const, ints):
     n_mels, n_ctx, d, heads, layers = cfg.encoder_dims
     w = lambda name: weights["encoder." + name]  # noqa: E731
 
-    def mask(n, lengths):  # (B, n) float: 1 where the frame is within the sequence
-        size = op("Squeeze", op("Shape", "feats" if n == "T" else n, start=1, end=2))
+    def mask(x, lengths):  # (B, frames of x (B, frames, ...)) float: 1 where the frame is within the sequence
+        size = op("Squeeze", op("Shape", x, start=1, end=2))
         return op("Cast", op("Less", op("Range", const(np.array(0)), size, const(np.array(1))),
                              op("Unsqueeze", lengths, ints(1))), to=TensorProto.FLOAT)
 
-    keep_in = mask("T", "lengths")  # (B, T)
+    keep_in = mask("feats", "lengths")  # (B, T)
     lengths = op("Div", op("Add", "lengths", ints(1)), ints(2))
     x = op("Transpose", op("Mul", "feats", op("Unsqueeze", keep_in, ints(2))), perm=[0, 2, 1])  # (B, n_mels, T)
     x = op("Mul", op("Gelu", op("Conv", x, const(w("conv1.weight")), const(w("conv1.bias")), pads=[1, 1])),

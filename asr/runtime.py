@@ -238,7 +238,7 @@ class Model:
     def output_lengths(self, lengths: np.ndarray) -> np.ndarray:
         """Whole-utterance output frames for feature lengths (B,)."""
         if self.cfg.whisper:
-            return (lengths + 1) // 2
+            return whisper.output_frames(lengths)
         for s in self.cfg.conv_strides:
             lengths = lengths // s
         return lengths

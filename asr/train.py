@@ -24,7 +24,7 @@ from .checkpoint import atomic_save, model_payload, read_payload, save_model
 from . import distill
 from .config import TrainConfig, load_config  # noqa: F401 (load_config is asr.train's API too)
 from .data import (DurationBatchSampler, EncodedDataset, ManifestReport, SpeechDataset, Utterance, collate,
-                   ctc_min_frames, read_manifest)
+                   ctc_min_frames, pad, read_manifest)
 from .evaluate import score
 from .features import compute_stats, log_mel
 from .audio import FRAMES_PER_SECOND, load_audio
@@ -38,10 +38,7 @@ log = logging.getLogger("asr.train")
 def greedy_batch(model: AcousticModel, feats: list[torch.Tensor]) -> list[str]:
     """Greedy transcripts of a list of (T, 80) features in one padded batch (for dev WER)."""
     from .decoding import greedy_text
-    lengths = torch.tensor([len(f) for f in feats])
-    x = torch.zeros(len(feats), int(lengths.max()), feats[0].shape[1], device=model.head.weight.device)
-    for i, f in enumerate(feats):
-        x[i, : len(f)] = f
+    x, lengths = pad([f.float().to(model.head.weight.device) for f in feats])
     log_probs, out_lengths = model(x, lengths, encoded=model.cfg.whisper)
     return [greedy_text(lp[: int(n)].float().cpu()) for lp, n in zip(log_probs, out_lengths)]
 
@@ -156,6 +153,7 @@ class Trainer:
         self.out = Path(cfg.out_dir)
         if resume and not (self.out / "last.pt").exists():
             raise FileNotFoundError(f"{self.out / 'last.pt'}: no checkpoint to resume from")
+        resumed = read_payload(self.out / "last.pt") if resume else None  # read once: the set-up and _load use it
         self.rank = int(os.environ.get("RANK", 0))
         self.world = int(os.environ.get("WORLD_SIZE", 1))
         self.local_rank = int(os.environ.get("LOCAL_RANK", 0))
@@ -191,7 +189,7 @@ class Trainer:
             self.model.load_state_dict(weights)
         self.cache = None
         if cfg.model.whisper:
-            self._whisper_setup(resume)
+            self._whisper_setup(resumed)
         self.distiller, self.collate = None, collate
         if cfg.distill_weight > 0:
             self._distill_setup(resume)
@@ -223,7 +221,7 @@ class Trainer:
         self.audio_seconds = 0.0  # audio trained on, summed over resumes
         self.history: list[dict] = []
         if resume:
-            self._load(self.out / "last.pt")
+            self._load(self.out / "last.pt", resumed)
         elif not cfg.init_from and not cfg.model.whisper:
             mean, std = feature_stats(self.utts, cfg.stats_utterances, cfg.seed)
             self.model.feat_mean.copy_(mean)
@@ -244,27 +242,27 @@ class Trainer:
             except ImportError:
                 log.info("tensorboard not installed: no TensorBoard logs")
 
-    def _whisper_setup(self, resume: bool) -> None:
+    def _whisper_setup(self, resumed: dict | None) -> None:
         """A Whisper front-end: its weights from cfg.encoder (unless init_from or a checkpoint brings
         them), then every training and dev utterance's encoder outputs cached (once)."""
         from . import whisper
-        from .encoder_cache import EncoderCache
+        from .encoder_cache import EncoderCache, default_folder
         cfg = self.cfg
-        if not cfg.init_from and not resume:
+        if not cfg.init_from and resumed is None:
             dims, weights = whisper.read_encoder(cfg.encoder)
             if dims.as_tuple() != cfg.model.encoder_dims:
                 raise ValueError(f"config model.encoder_dims {list(cfg.model.encoder_dims)} differ from {cfg.encoder}'s "
                                  f"{list(dims.as_tuple())}")
             self.model.encoder.load_whisper(weights)
             self.model.whisper_fbank.copy_(torch.from_numpy(whisper.mel_filters(dims.n_mels).T.copy()))
-        elif resume:  # the checkpoint's weights are loaded later; the cache needs them now
-            self.model.load_state_dict(read_payload(self.out / "last.pt")["state_dict"])
-        name = os.path.basename(os.path.normpath(cfg.encoder)) or "encoder"
-        self.cache = EncoderCache(cfg.encoder_cache or os.path.join(cfg.data_dir, "encoder-cache", name))
+        elif resumed is not None:  # the checkpoint's weights are loaded later; the cache needs them now
+            self.model.load_state_dict(resumed["state_dict"])
+        self.cache = EncoderCache(cfg.encoder_cache or default_folder(cfg.data_dir, cfg.encoder))
         self.model.eval()
-        counts = self.cache.fill([u.path for u in self.utts], whisper_encode(self.model), cfg.encoder_variants,
-                                 cfg.augment, cfg.seed, progress=self.progress and self.is_main)
-        counts_dev = self.cache.fill([u.path for d in self.dev.values() for u in d], whisper_encode(self.model), 0,
+        encode = whisper_encode(self.model)
+        counts = self.cache.fill([u.path for u in self.utts], encode, cfg.encoder_variants, cfg.augment, cfg.seed,
+                                 progress=self.progress and self.is_main)
+        counts_dev = self.cache.fill([u.path for d in self.dev.values() for u in d], encode, 0,
                                      progress=self.progress and self.is_main)
         if counts["cached"] or counts_dev["cached"]:
             log.info("encoder cache %s: %d copies of %.2f h of audio added", self.cache.folder,
@@ -275,10 +273,9 @@ class Trainer:
         """Distillation: the teacher's clean outputs cached for every training and dev utterance
         (the teacher runs only for files its cache lacks), and the Distiller (projections and the
         teacher's statistics: from init_from where it has them, else new; a resume loads its own)."""
-        from .encoder_cache import EncoderCache
+        from .encoder_cache import EncoderCache, default_folder
         cfg = self.cfg
-        name = os.path.basename(os.path.normpath(cfg.teacher)) or "teacher"
-        folder = cfg.teacher_cache or os.path.join(cfg.data_dir, "encoder-cache", name)
+        folder = cfg.teacher_cache or default_folder(cfg.data_dir, cfg.teacher)
         paths = [u.path for u in self.utts] + [u.path for d in self.dev.values() for u in d]
         cache = EncoderCache(folder)
         missing = sorted({p for p in paths if (p, 0) not in cache})
@@ -368,8 +365,8 @@ class Trainer:
         payload["training"] = self._training_state(ranks or [self._rank_state()])
         atomic_save(payload, self.out / name)
 
-    def _load(self, path: Path) -> None:
-        payload = read_payload(path)
+    def _load(self, path: Path, payload: dict) -> None:
+        """Continue from the checkpoint payload read from path."""
         state = payload["training"]
         then, now = state.get("config", {}), self.cfg.to_dict()
         changed = sorted(k for k in set(then) | set(now) if then.get(k) != now.get(k) and k != "out_dir")

@@ -116,13 +116,12 @@ def _transcribe_windows(model, blocks, make_decoder, on_progress, on_words) -> t
     words = []
 
     def recognise(samples: np.ndarray):
-        feats = model.features(samples)
-        if len(feats) == 0:
+        log_probs = model.log_probs(samples)  # (U, V); a window is within any model's context
+        if len(log_probs) == 0:
             return
-        log_probs, lengths = model(feats[None], np.array([len(feats)]))
         dec = make_decoder()
         dec.reset(offset // step)
-        dec.update(log_probs[0, : int(lengths[0])])
+        dec.update(log_probs)
         new = dec.finalize()
         words.extend(new)
         if on_words and new:

@@ -106,8 +106,9 @@ def log_mel(samples: np.ndarray, fbank: np.ndarray) -> np.ndarray:
     return ((logs + 4.0) / 4.0).astype(np.float32)
 
 
-def output_frames(n_frames: int) -> int:
-    """Encoder output frames of n mel frames (the second conv has stride 2, padding 1)."""
+def output_frames(n_frames):
+    """Encoder output frames of n mel frames (the second conv has stride 2, padding 1); n an int or
+    an array/tensor of them."""
     return (n_frames + 1) // 2
 
 
