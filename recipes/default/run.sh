@@ -23,7 +23,12 @@
 # model that hears through Whisper tiny.en's encoder (whisper.yaml: the encoder's outputs cached
 # once under DATA/encoder-cache, then a bidirectional GRU-CTC head trained on them), 14 its dev WER
 # greedy and with the bundled LM, 15 install it as the offline model (asr/models/default-bi.pt and
-# .npz): it beat the log-mel bidirectional model of stages 10-12 on every dev set, which retires. Each
+# .npz): it beat the log-mel bidirectional model of stages 10-12 on every dev set, which retires. 16 the
+# streaming model taught by Whisper tiny.en's encoder (distill.yaml: CTC + regression of its top GRU
+# layer onto the teacher's cached outputs; from stage 6's model, or --init-from MODEL, e.g.
+# asr/models/default.pt), 17 its dev WER greedy and with the bundled LM (and pooled over the six real
+# sets; the README has the installed streaming model's), 18 install it as asr/models/default.pt (int8 .npz) -- only by hand, once
+# stage 17 shows it better on the pooled dev sets with the LM. Each
 # install stage can be re-run alone (--stage 12 --stop-stage 12) to refresh a model's export.
 # The corpora come from ../shared/data here (--shared; one folder each, named as there); elsewhere
 # each recipe's README says where to get its corpus (recipes/<corpus>/prepare.py reads the public
@@ -31,7 +36,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-stage=1; stop_stage=15
+stage=1; stop_stage=17
 data=data
 shared=../shared/data
 config=recipes/default/uni.yaml
@@ -125,11 +130,23 @@ PY
         --beta "$beta" --json > "$1/dev_${set}_lm.json"
     report "$set + LM" "$1/dev_${set}_lm.json"
   done
+  pooled "$1" _lm
+}
+pooled() {  # pooled RUN_DIR [_lm]: word-weighted WER over the six real dev sets (Speech Commands apart)
+  $py - "$1" "${2:-}" <<'PY'
+import json, sys
+errors = words = 0
+for name in "an4 so762 cathy fsdd allison ljprompts".split():
+    r = json.load(open(f"{sys.argv[1]}/dev_{name}{sys.argv[2]}.json"))
+    errors += r["substitutions"] + r["deletions"] + r["insertions"]
+    words += r["words"]
+print(f"pooled{' + LM' if sys.argv[2] else ''}: WER {errors / words:.4f} ({words} words)")
+PY
 }
 install_model() {  # install_model RUN_DIR asr/models/NAME.pt CONFIG: the model, its card with the dev WER, its export
   if [ ! -f "$1/model.pt" ] && [ -f "$2" ]; then
     echo "$1/model.pt is not here: exporting the installed $2 as it is" >&2
-    $py -m asr export "$2" -o "${2%.pt}.npz"
+    PYTHON=$py bash scripts/export-models.sh "$(basename "${2%.pt}")"
     return
   fi
   cp "$1/model.pt" "$2"
@@ -139,8 +156,9 @@ install_model() {  # install_model RUN_DIR asr/models/NAME.pt CONFIG: the model,
   done
   $py recipes/default/card.py "$2" --config "$3" "${devs[@]}" \
       --lm asr/models/default-lm.bin --tune "$1/tune_lm.json" "${devs_lm[@]}" ${card_training:+--set "training=$card_training"}
-  # the runtime form the commands run (ONNX Runtime, no torch); tests/test_default_model.py checks they agree
-  $py -m asr export "$2" -o "${2%.pt}.npz"
+  # the runtime form the commands run (ONNX Runtime, no torch; the streaming model in int8);
+  # tests/test_default_model.py checks they agree
+  PYTHON=$py bash scripts/export-models.sh "$(basename "${2%.pt}")"
 }
 if run 7; then
   log 7 "evaluate $out/model.pt, greedy"
@@ -206,5 +224,23 @@ fi
 if run 15; then
   log 15 "install $whisper_run/model.pt as asr/models/default-bi.pt and .npz (\`--model offline\`, the default for files)"
   install_model "$whisper_run" asr/models/default-bi.pt "$whisper_config"
+  ls -l asr/models/
+fi
+distill_config=recipes/default/distill.yaml
+distill_run=$(sed -n 's/^out_dir: *//p' "$distill_config")
+if run 16; then
+  start=${init_from:-$real/model.pt}
+  log 16 "the streaming model taught by Whisper tiny.en's encoder ($distill_config from $start into $distill_run)"
+  $py -m asr train --config "$distill_config" data_dir="$data" init_from="$start" --resume-if-any
+fi
+if run 17; then
+  log 17 "evaluate $distill_run/model.pt, greedy and with stage 8's LM (alpha/beta tuned for it)"
+  evaluate_greedy "$distill_run"
+  pooled "$distill_run"
+  evaluate_lm "$distill_run" asr/models/default-lm.bin
+fi
+if run 18; then
+  log 18 "install $distill_run/model.pt as asr/models/default.pt and its int8 .npz (the streaming model)"
+  install_model "$distill_run" asr/models/default.pt "$distill_config"
   ls -l asr/models/
 fi
