@@ -37,9 +37,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .checkpoint import read_payload
 from .data import Dropped, SpeechDataset, collate, pad
 from .features import log_mel
-from .text import encode
+from .text import BLANK_ID, encode
 
 log = logging.getLogger("asr.distill")
 
@@ -167,6 +168,68 @@ def capture(model, distiller: Distiller | None):
             h.remove()
 
 
+def setup(cfg, utts, dev_utts, resume: bool, is_main: bool = True, world: int = 1, progress: bool = False):
+    """-> (the teacher's EncoderCache, a Distiller) for a run of TrainConfig cfg. The teacher's clean
+    outputs are cached for every training and dev file the cache lacks (rank 0 runs the teacher; the
+    others wait). The Distiller's projections and teacher statistics come from cfg.init_from where it
+    has matching ones, else new (statistics from the cache); on resume the checkpoint brings them."""
+    from .encoder_cache import EncoderCache, default_folder, encoder_function
+    folder = cfg.teacher_cache or default_folder(cfg.data_dir, cfg.teacher)
+    paths = [u.path for u in utts] + [u.path for u in dev_utts]
+    cache = EncoderCache(folder)
+    missing = sorted({p for p in paths if (p, 0) not in cache})
+    if missing and is_main:
+        from . import whisper
+        from .model import WhisperEncoder
+        try:
+            dims, weights = whisper.read_encoder(cfg.teacher)
+        except whisper.WhisperError as err:
+            raise ValueError(f"config teacher: {err}") from None
+        encoder = WhisperEncoder(dims.as_tuple()).eval()
+        encoder.load_whisper(weights)
+        fbank = torch.from_numpy(whisper.mel_filters(dims.n_mels).T.copy())
+        log.info("teacher %s: caching its outputs for %d files in %s", cfg.teacher, len(missing), folder)
+        cache.fill(missing, encoder_function(encoder, fbank), 0, progress=progress)
+    if world > 1:
+        torch.distributed.barrier()
+        cache = EncoderCache(folder)  # what rank 0 added
+    width = next(iter(cache.get(p, 0) for p in paths if (p, 0) in cache), np.zeros((0, 0))).shape[1]
+    if not width:
+        raise ValueError(f"{folder}: no training utterance has the teacher's outputs (unreadable audio?)")
+    m = cfg.model
+    distiller = Distiller(m.hidden_size * (2 if m.bidirectional else 1), width, cfg.distill_layers, m.num_layers,
+                          m.lookahead, seed=cfg.seed)
+    if resume:
+        return cache, distiller  # the trainer's _load brings the distiller's state
+    src = read_payload(cfg.init_from).get("training", {}).get("distill") if cfg.init_from else None
+    if src is not None and all(src.get(k) is not None and v.shape == src[k].shape
+                               for k, v in distiller.state_dict().items()):
+        distiller.load_state_dict(src)
+        log.info("distillation heads and teacher statistics from %s", cfg.init_from)
+    else:
+        mean, std = teacher_stats(cache, [u.path for u in utts], cfg.stats_utterances, cfg.seed)
+        distiller.teacher_mean.copy_(mean)
+        distiller.teacher_std.copy_(std)
+    return cache, distiller
+
+
+def loss(cfg, distiller: Distiller, log_probs, out_lengths, targets, target_lengths, hidden, teacher,
+         teacher_lengths):
+    """cfg.ctc_weight x CTC per letter (over the utterances that have text) + cfg.distill_weight x the
+    regression onto the teacher (every utterance). -> (loss, its parts for the logs)."""
+    device = log_probs.device
+    tokens = int(target_lengths.sum())
+    ctc = log_probs.new_zeros((), dtype=torch.float32)
+    if tokens and cfg.ctc_weight:
+        rows = (target_lengths > 0).to(device)
+        ctc = F.ctc_loss(log_probs[rows].float().transpose(0, 1), targets.to(device), out_lengths[rows],
+                         target_lengths[target_lengths > 0].to(device), blank=BLANK_ID, reduction="sum",
+                         zero_infinity=True) / tokens
+    reg, cos, _ = distiller(hidden, out_lengths, teacher.to(device), teacher_lengths.to(device))
+    total = cfg.ctc_weight * ctc + cfg.distill_weight * reg
+    return total, {"ctc": ctc.item(), "distill": reg.item(), "cosine": cos.item()}
+
+
 @torch.inference_mode()
 def dev_scores(model, distiller: Distiller, utts, cache, batch_seconds: float = 200.0) -> dict:
     """The distillation loss and cosine to the teacher on clean utterances the cache holds
@@ -195,14 +258,8 @@ def dev_scores(model, distiller: Distiller, utts, cache, batch_seconds: float = 
         i = j
         if not feats:
             continue
-        lengths = torch.tensor([len(f) for f in feats])
-        x = torch.zeros(len(feats), int(lengths.max()), feats[0].shape[1])
-        for k, f in enumerate(feats):
-            x[k, : len(f)] = f
-        t_lengths = torch.tensor([len(t) for t in teachers])
-        t = torch.zeros(len(teachers), int(t_lengths.max()), teachers[0].shape[1])
-        for k, tk in enumerate(teachers):
-            t[k, : len(tk)] = tk
+        x, lengths = pad(feats)
+        t, t_lengths = pad(teachers)
         with capture(model, distiller) as hidden:
             _, out_lengths = model(x.to(device), lengths.to(device))
         loss, cos, n = distiller(hidden, out_lengths, t.to(device), t_lengths.to(device))

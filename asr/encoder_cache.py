@@ -127,3 +127,25 @@ class EncoderCache:
         finally:
             index.close()
         return counts
+
+
+def encoder_function(encoder, fbank):
+    """samples (n,) 16 kHz -> a WhisperEncoder's outputs (U, d_model) float32 numpy, given its mel
+    filterbank (N_FREQS, n_mels) tensor, in pieces of at most the encoder's context for longer audio
+    (what the cache holds; asr.train.whisper_encode for a model's own encoder)."""
+    import torch
+
+    from . import whisper
+    fbank = fbank.float().cpu().numpy()
+    context = 2 * encoder.positional.shape[0]  # mel frames
+
+    @torch.inference_mode()
+    def encode(samples):
+        mel = torch.from_numpy(whisper.log_mel(samples, fbank))
+        outs = []
+        for start in range(0, max(1, len(mel)), context):
+            piece = mel[start:start + context].to(encoder.positional.device)
+            out, _ = encoder(piece[None], torch.tensor([len(piece)]))
+            outs.append(out[0].float().cpu())
+        return torch.cat(outs).numpy()
+    return encode

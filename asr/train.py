@@ -25,6 +25,7 @@ from . import distill
 from .config import TrainConfig, load_config  # noqa: F401 (load_config is asr.train's API too)
 from .data import (DurationBatchSampler, EncodedDataset, ManifestReport, SpeechDataset, Utterance, collate,
                    ctc_min_frames, pad, read_manifest)
+from .encoder_cache import encoder_function
 from .evaluate import score
 from .features import compute_stats, log_mel
 from .audio import FRAMES_PER_SECOND, load_audio
@@ -89,24 +90,6 @@ def whisper_encode(model: AcousticModel):
     """samples (n,) 16 kHz -> the frozen encoder's outputs (U, d_model) float32 numpy, in pieces of
     at most the encoder's context for longer audio (what the encoder cache holds)."""
     return encoder_function(model.encoder, model.whisper_fbank)
-
-
-def encoder_function(encoder, fbank: torch.Tensor):
-    """whisper_encode for a WhisperEncoder and its mel filterbank (N_FREQS, n_mels)."""
-    from . import whisper
-    fbank = fbank.float().cpu().numpy()
-    context = 2 * encoder.positional.shape[0]  # mel frames
-
-    @torch.inference_mode()
-    def encode(samples):
-        mel = torch.from_numpy(whisper.log_mel(samples, fbank))
-        outs = []
-        for start in range(0, max(1, len(mel)), context):
-            piece = mel[start:start + context].to(encoder.positional.device)
-            out, _ = encoder(piece[None], torch.tensor([len(piece)]))
-            outs.append(out[0].float().cpu())
-        return torch.cat(outs).numpy()
-    return encode
 
 
 @torch.inference_mode()
@@ -270,64 +253,12 @@ class Trainer:
         self.model.train()
 
     def _distill_setup(self, resume: bool) -> None:
-        """Distillation: the teacher's clean outputs cached for every training and dev utterance
-        (the teacher runs only for files its cache lacks), and the Distiller (projections and the
-        teacher's statistics: from init_from where it has them, else new; a resume loads its own)."""
-        from .encoder_cache import EncoderCache, default_folder
-        cfg = self.cfg
-        folder = cfg.teacher_cache or default_folder(cfg.data_dir, cfg.teacher)
-        paths = [u.path for u in self.utts] + [u.path for d in self.dev.values() for u in d]
-        cache = EncoderCache(folder)
-        missing = sorted({p for p in paths if (p, 0) not in cache})
-        if missing and self.is_main:
-            from . import whisper
-            from .model import WhisperEncoder
-            try:
-                dims, weights = whisper.read_encoder(cfg.teacher)
-            except whisper.WhisperError as err:
-                raise ValueError(f"config teacher: {err}") from None
-            encoder = WhisperEncoder(dims.as_tuple()).eval()
-            encoder.load_whisper(weights)
-            fbank = torch.from_numpy(whisper.mel_filters(dims.n_mels).T.copy())
-            log.info("teacher %s: caching its outputs for %d files in %s", cfg.teacher, len(missing), folder)
-            cache.fill(missing, encoder_function(encoder, fbank), 0, progress=self.progress)
-        if self.world > 1:
-            torch.distributed.barrier()
-            cache = EncoderCache(folder)  # what rank 0 added
-        self.teacher_cache = cache
-        width = next(iter(cache.get(p, 0) for p in paths if (p, 0) in cache), np.zeros((0, 0))).shape[1]
-        if not width:
-            raise ValueError(f"{folder}: no training utterance has the teacher's outputs (unreadable audio?)")
-        m = cfg.model
-        self.distiller = distill.Distiller(m.hidden_size * (2 if m.bidirectional else 1), width, cfg.distill_layers,
-                                           m.num_layers, m.lookahead, seed=cfg.seed).to(self.device)
+        """Distillation: the teacher's cache filled for every training and dev file (asr/distill.py)."""
+        self.teacher_cache, self.distiller = distill.setup(
+            self.cfg, self.utts, [u for d in self.dev.values() for u in d], resume=resume, is_main=self.is_main,
+            world=self.world, progress=self.progress)
+        self.distiller.to(self.device)
         self.collate = distill.distill_collate
-        src = read_payload(cfg.init_from).get("training", {}).get("distill") if cfg.init_from else None
-        if resume:
-            return  # _load brings the distiller's state
-        if src is not None and all(src.get(k) is not None and v.shape == src[k].shape
-                                   for k, v in self.distiller.state_dict().items()):
-            self.distiller.load_state_dict(src)
-            log.info("distillation heads and teacher statistics from %s", cfg.init_from)
-        else:
-            mean, std = distill.teacher_stats(cache, [u.path for u in self.utts], cfg.stats_utterances, cfg.seed)
-            self.distiller.teacher_mean.copy_(mean)
-            self.distiller.teacher_std.copy_(std)
-
-    def _distill_loss(self, log_probs, out_lengths, targets, target_lengths, hidden, teacher, teacher_lengths):
-        """ctc_weight x CTC per letter (over the utterances that have text) + distill_weight x the
-        regression onto the teacher (every utterance). -> (loss, its parts for the logs)."""
-        cfg = self.cfg
-        tokens = int(target_lengths.sum())
-        ctc = log_probs.new_zeros((), dtype=torch.float32)
-        if tokens and cfg.ctc_weight:
-            rows = (target_lengths > 0).to(log_probs.device)
-            ctc = F.ctc_loss(log_probs[rows].float().transpose(0, 1), targets.to(self.device), out_lengths[rows],
-                             target_lengths[target_lengths > 0].to(self.device), blank=BLANK_ID, reduction="sum",
-                             zero_infinity=True) / tokens
-        reg, cos, _ = self.distiller(hidden, out_lengths, teacher.to(self.device), teacher_lengths.to(self.device))
-        loss = cfg.ctc_weight * ctc + cfg.distill_weight * reg
-        return loss, {"ctc": ctc.item(), "distill": reg.item(), "cosine": cos.item()}
 
     # ---------------------------------------------------------------- checkpoints
     _COUNTERS = ("skipped_long", "skipped_nonfinite", "dropped_unreadable", "utterances_trained", "train_seconds",
@@ -496,7 +427,8 @@ class Trainer:
                                   target_lengths.to(self.device), blank=BLANK_ID, reduction="sum", zero_infinity=True)
             loss = loss_sum / max(1, tokens) * weight
         else:
-            loss, parts = self._distill_loss(log_probs, out_lengths, targets, target_lengths, hidden, *usable[4:])
+            loss, parts = distill.loss(self.cfg, self.distiller, log_probs, out_lengths, targets, target_lengths,
+                                       hidden, *usable[4:])
             loss = loss * weight
         self.optimizer.zero_grad(set_to_none=True)
         if not self._all_ranks(bool(torch.isfinite(loss))):
